@@ -1,0 +1,13 @@
+//! voxmail: an embedded SIP/RTP media server with a voicemail engine.
+//!
+//! Layers (see ARCHITECTURE.md): `sip` (signalling, sans-IO core plus a thin
+//! tokio transport), `sdp` (offer/answer), `media` (RTP, jitter buffer,
+//! codecs, DTMF, tones, the pacing engine), `call` (the narrow interface apps
+//! use), `apps` (voicemail deposit), `store` (everything under the data
+//! directory), `prompts`, `config`, and `server` which wires them together.
+
+pub mod config;
+pub mod media;
+pub mod sdp;
+pub mod sip;
+pub mod store;

@@ -1,0 +1,8 @@
+//! The media path: sans-IO cores (RTP header, jitter buffer, G.711, DTMF,
+//! tones) and the engine that paces many sessions from one clock.
+
+pub mod dtmf;
+pub mod g711;
+pub mod jitter;
+pub mod rtp;
+pub mod tone;

@@ -6,3 +6,6 @@ pub mod g711;
 pub mod jitter;
 pub mod rtp;
 pub mod tone;
+pub mod engine;
+pub mod ports;
+pub mod session;

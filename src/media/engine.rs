@@ -1,0 +1,362 @@
+//! The media runtime: a few worker threads, each pacing all of its sessions
+//! from one 20 ms clock.
+//!
+//! One timer per worker, not one per call: at every tick a worker drains each
+//! session's socket (non-blocking), lets the session record what arrived, and
+//! sends each session's next packet. Thousands of calls therefore cost one
+//! wake-up per worker per 20 ms, and outgoing packets of all calls leave on
+//! the same beat. Applications talk to a session through [`MediaSession`]
+//! (commands) and an event channel.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::prompts::Pcm;
+use crate::store::MessageWriter;
+
+use super::dtmf::DtmfSource;
+use super::ports::PortLease;
+use super::session::{MediaParams, RecordOptions, RtpSession, SessionEvent, SessionStats, StopReason};
+
+pub const TICK: Duration = Duration::from_millis(20);
+
+enum Command {
+    Open {
+        id: u64,
+        socket: UdpSocket,
+        lease: PortLease,
+        params: Option<MediaParams>,
+        events: UnboundedSender<SessionEvent>,
+    },
+    Update(u64, MediaParams),
+    Play {
+        id: u64,
+        play_id: u64,
+        items: Vec<Pcm>,
+        interrupt: String,
+    },
+    StopPlayback(u64),
+    Record(u64, MessageWriter, RecordOptions),
+    StopRecording(u64),
+    Digit(u64, char, DtmfSource),
+    Close(u64),
+}
+
+/// Counters shared by all workers, for metrics and load tests.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub sessions: AtomicUsize,
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub lost: AtomicU64,
+    pub late_ticks: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct MediaEngine {
+    workers: Arc<Vec<Sender<Command>>>,
+    next_worker: Arc<AtomicUsize>,
+    next_id: Arc<AtomicU64>,
+    stats: Arc<EngineStats>,
+}
+
+impl MediaEngine {
+    /// Start `workers` pacing threads (at least one).
+    pub fn start(workers: usize) -> MediaEngine {
+        let stats = Arc::new(EngineStats::default());
+        let senders = (0..workers.max(1))
+            .map(|n| {
+                let (tx, rx) = mpsc::channel();
+                let stats = stats.clone();
+                thread::Builder::new()
+                    .name(format!("media-{n}"))
+                    .spawn(move || Worker::new(rx, stats).run())
+                    .expect("spawning a media thread");
+                tx
+            })
+            .collect();
+        MediaEngine {
+            workers: Arc::new(senders),
+            next_worker: Arc::new(AtomicUsize::new(0)),
+            next_id: Arc::new(AtomicU64::new(1)),
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Hand a bound RTP socket to a worker. Events arrive on `events`.
+    pub fn open(
+        &self,
+        socket: UdpSocket,
+        lease: PortLease,
+        params: Option<MediaParams>,
+        events: UnboundedSender<SessionEvent>,
+    ) -> std::io::Result<MediaSession> {
+        socket.set_nonblocking(true)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        let worker = self.workers[n].clone();
+        worker
+            .send(Command::Open { id, socket, lease, params, events })
+            .map_err(|_| std::io::Error::other("media worker stopped"))?;
+        Ok(MediaSession { id, worker, owner: true, closed: false })
+    }
+}
+
+/// A handle on one session. The owner's handle closes the session when
+/// dropped; [`MediaSession::handle`] gives others a handle that does not.
+pub struct MediaSession {
+    id: u64,
+    worker: Sender<Command>,
+    owner: bool,
+    closed: bool,
+}
+
+impl MediaSession {
+    /// A handle for another party (the application) that does not own the session.
+    pub fn handle(&self) -> MediaSession {
+        MediaSession { id: self.id, worker: self.worker.clone(), owner: false, closed: false }
+    }
+
+    fn send(&self, c: Command) {
+        // A stopped worker means the process is shutting down.
+        let _ = self.worker.send(c);
+    }
+
+    pub fn update(&self, params: MediaParams) {
+        self.send(Command::Update(self.id, params));
+    }
+
+    pub fn play(&self, play_id: u64, items: Vec<Pcm>, interrupt: &str) {
+        self.send(Command::Play { id: self.id, play_id, items, interrupt: interrupt.to_string() });
+    }
+
+    pub fn stop_playback(&self) {
+        self.send(Command::StopPlayback(self.id));
+    }
+
+    pub fn record(&self, writer: MessageWriter, options: RecordOptions) {
+        self.send(Command::Record(self.id, writer, options));
+    }
+
+    pub fn stop_recording(&self) {
+        self.send(Command::StopRecording(self.id));
+    }
+
+    /// A digit that arrived by signalling (SIP INFO).
+    pub fn digit(&self, digit: char, source: DtmfSource) {
+        self.send(Command::Digit(self.id, digit, source));
+    }
+
+    pub fn close(&mut self) {
+        if self.owner && !self.closed {
+            self.closed = true;
+            self.send(Command::Close(self.id));
+        }
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Slot {
+    id: u64,
+    socket: UdpSocket,
+    _lease: PortLease,
+    session: RtpSession,
+    events: UnboundedSender<SessionEvent>,
+    reported: SessionStats,
+}
+
+struct Worker {
+    commands: Receiver<Command>,
+    slots: Vec<Slot>,
+    index: HashMap<u64, usize>,
+    stats: Arc<EngineStats>,
+    buf: Vec<u8>,
+    events: Vec<SessionEvent>,
+}
+
+impl Worker {
+    fn new(commands: Receiver<Command>, stats: Arc<EngineStats>) -> Self {
+        Worker {
+            commands,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            stats,
+            buf: vec![0u8; 2048],
+            events: Vec::new(),
+        }
+    }
+
+    fn run(mut self) {
+        let mut next = Instant::now() + TICK;
+        loop {
+            if !self.drain_commands() {
+                return;
+            }
+            self.tick();
+            let now = Instant::now();
+            if now < next {
+                thread::sleep(next - now);
+                next += TICK;
+            } else {
+                // Overloaded or descheduled: count it, and resynchronise
+                // rather than bursting to catch up.
+                self.stats.late_ticks.fetch_add(1, Ordering::Relaxed);
+                next = if now - next > TICK * 5 { now + TICK } else { next + TICK };
+            }
+        }
+    }
+
+    /// Apply queued commands; false when the engine is gone.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(c) => self.apply(c),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return !self.slots.is_empty(),
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        let mut events = std::mem::take(&mut self.events);
+        let id = match &command {
+            Command::Open { id, .. } => *id,
+            Command::Update(id, _)
+            | Command::StopPlayback(id)
+            | Command::Record(id, ..)
+            | Command::StopRecording(id)
+            | Command::Digit(id, ..)
+            | Command::Close(id)
+            | Command::Play { id, .. } => *id,
+        };
+        if let Command::Open { id, socket, lease, params, events: tx } = command {
+            self.index.insert(id, self.slots.len());
+            self.slots.push(Slot {
+                id,
+                socket,
+                _lease: lease,
+                session: RtpSession::new(params),
+                events: tx,
+                reported: SessionStats::default(),
+            });
+            self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+            self.events = events;
+            return;
+        }
+        let Some(&i) = self.index.get(&id) else {
+            // Commands for a closed session: a recording handed over late is
+            // given back so its audio is still saved.
+            if let Command::Record(_, writer, _) = command {
+                tracing::warn!(session = id, "recording for a closed session");
+                drop(writer);
+            }
+            self.events = events;
+            return;
+        };
+        let slot = &mut self.slots[i];
+        match command {
+            Command::Update(_, p) => slot.session.update(p),
+            Command::Play { play_id, items, interrupt, .. } => {
+                slot.session.play(play_id, items, interrupt, &mut events)
+            }
+            Command::StopPlayback(_) => slot.session.stop_playback(&mut events),
+            Command::Record(_, writer, options) => slot.session.start_recording(writer, options, &mut events),
+            Command::StopRecording(_) => slot.session.stop_recording(StopReason::Stopped, &mut events),
+            Command::Digit(_, d, source) => slot.session.on_digit(d, source, &mut events),
+            Command::Close(_) => {
+                // Read what is still queued on the socket before closing.
+                Self::receive(slot, &mut self.buf, &mut events);
+                slot.session.close(&mut events);
+                for e in events.drain(..) {
+                    let _ = slot.events.send(e);
+                }
+                self.remove(i);
+                self.events = events;
+                return;
+            }
+            Command::Open { .. } => unreachable!("handled above"),
+        }
+        for e in events.drain(..) {
+            let _ = slot.events.send(e);
+        }
+        self.events = events;
+    }
+
+    fn remove(&mut self, i: usize) {
+        let slot = self.slots.swap_remove(i);
+        self.index.remove(&slot.id);
+        if let Some(moved) = self.slots.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        self.account(&slot.session.stats(), &slot.reported);
+        self.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn account(&self, now: &SessionStats, before: &SessionStats) {
+        self.stats.packets_in.fetch_add(now.packets_in - before.packets_in, Ordering::Relaxed);
+        self.stats.packets_out.fetch_add(now.packets_out - before.packets_out, Ordering::Relaxed);
+        self.stats.lost.fetch_add(now.lost - before.lost, Ordering::Relaxed);
+    }
+
+    fn receive(slot: &mut Slot, buf: &mut [u8], events: &mut Vec<SessionEvent>) {
+        loop {
+            match slot.socket.recv_from(buf) {
+                Ok((n, from)) => slot.session.on_datagram(from, &buf[..n], events),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP port unreachable from a previous send, and the like.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "rtp receive");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        for slot in self.slots.iter_mut() {
+            Self::receive(slot, &mut self.buf, &mut events);
+            if let Some((dest, packet)) = slot.session.on_tick(&mut events) {
+                send(&slot.socket, packet, dest);
+            }
+            for e in events.drain(..) {
+                let _ = slot.events.send(e);
+            }
+        }
+        // Publish counters about once a second.
+        if self.slots.first().is_some_and(|s| s.session.stats().packets_out % 50 == 0) {
+            for i in 0..self.slots.len() {
+                let (now, before) = (self.slots[i].session.stats(), self.slots[i].reported);
+                self.account(&now, &before);
+                self.slots[i].reported = now;
+            }
+        }
+        self.events = events;
+    }
+}
+
+fn send(socket: &UdpSocket, packet: &[u8], dest: SocketAddr) {
+    if let Err(e) = socket.send_to(packet, dest)
+        && e.kind() != ErrorKind::WouldBlock
+    {
+        tracing::trace!(error = %e, %dest, "rtp send");
+    }
+}

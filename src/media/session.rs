@@ -1,0 +1,381 @@
+//! One call's media, sans-IO: what arrives on its RTP port and what it sends
+//! every 20 ms. The engine owns the socket and the clock and calls
+//! [`RtpSession::on_datagram`] and [`RtpSession::on_tick`]; everything else
+//! (latching, reordering, DTMF, playback, recording, silence detection) is
+//! decided here, so it can be tested without a network.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::prompts::Pcm;
+use crate::store::MessageWriter;
+
+use super::dtmf::{DtmfSource, Rfc4733Receiver};
+use super::g711::G711;
+use super::jitter::JitterBuffer;
+use super::rtp::{self, RtpSender};
+
+/// 20 ms at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+
+/// What was negotiated for the call's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaParams {
+    pub codec: G711,
+    /// The payload type the remote uses for the codec (static 0/8).
+    pub payload_type: u8,
+    pub telephone_event: Option<u8>,
+    /// Where to send: the SDP address until a packet arrives (symmetric RTP).
+    pub remote: Option<SocketAddr>,
+    /// False while the remote holds us with a=sendonly / inactive.
+    pub send: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A stop digit (normally '#').
+    Digit(char),
+    MaxLength,
+    Silence,
+    /// Asked to stop (by the application, or because the call ended).
+    Stopped,
+    /// The disk refused the audio.
+    WriteError,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub max_samples: u64,
+    /// 0 disables the silence timeout.
+    pub silence_timeout_samples: u64,
+    /// Mean absolute level under which a frame is silence.
+    pub silence_threshold: u16,
+    /// Digits that end the recording (not recorded themselves).
+    pub stop_digits: String,
+}
+
+#[derive(Debug)]
+pub enum SessionEvent {
+    PlayDone { id: u64, interrupted_by: Option<char> },
+    Dtmf { digit: char, source: DtmfSource },
+    RecordingStopped { writer: MessageWriter, reason: StopReason },
+}
+
+struct Playback {
+    id: u64,
+    items: VecDeque<Pcm>,
+    position: usize,
+    interrupt: String,
+}
+
+struct Recording {
+    writer: MessageWriter,
+    options: RecordOptions,
+    samples: u64,
+    silent_samples: u64,
+    heard_this_tick: bool,
+}
+
+/// Counters for statistics and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub ignored: u64,
+    pub lost: u64,
+    pub dtmf: u64,
+}
+
+pub struct RtpSession {
+    params: Option<MediaParams>,
+    latched: Option<SocketAddr>,
+    sender: RtpSender,
+    jitter: JitterBuffer,
+    dtmf: Rfc4733Receiver,
+    playback: Option<Playback>,
+    talking: bool,
+    recording: Option<Recording>,
+    decoded: Vec<i16>,
+    frame: Vec<i16>,
+    encoded: Vec<u8>,
+    packet: Vec<u8>,
+    stats: SessionStats,
+}
+
+impl RtpSession {
+    pub fn new(params: Option<MediaParams>) -> Self {
+        RtpSession {
+            params,
+            latched: None,
+            sender: RtpSender::new(rand::random(), rand::random(), rand::random()),
+            jitter: JitterBuffer::new(3),
+            dtmf: Rfc4733Receiver::new(),
+            playback: None,
+            talking: false,
+            recording: None,
+            decoded: Vec::with_capacity(FRAME_SAMPLES * 2),
+            frame: Vec::with_capacity(FRAME_SAMPLES),
+            encoded: Vec::with_capacity(FRAME_SAMPLES),
+            packet: Vec::with_capacity(rtp::RTP_HEADER_LEN + FRAME_SAMPLES),
+            stats: SessionStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// New negotiation (late-offer answer, re-INVITE, hold/resume). The
+    /// latched source is kept unless the remote address changed.
+    pub fn update(&mut self, params: MediaParams) {
+        if let Some(old) = self.params
+            && old.remote != params.remote
+        {
+            self.latched = None;
+        }
+        if self.params.is_some_and(|p| p.send) && !params.send {
+            self.talking = false;
+        }
+        self.params = Some(params);
+    }
+
+    /// Where outgoing packets go: the latched source, else the SDP address.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        self.latched.or(self.params.and_then(|p| p.remote))
+    }
+
+    /// A datagram arrived on the session's port.
+    pub fn on_datagram(&mut self, from: SocketAddr, data: &[u8], events: &mut Vec<SessionEvent>) {
+        let Some(params) = self.params else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let Ok(packet) = rtp::parse(data) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let pt = packet.header.payload_type;
+        let is_event = params.telephone_event == Some(pt);
+        if pt != params.payload_type && !is_event {
+            self.stats.ignored += 1;
+            return;
+        }
+        // Symmetric RTP: send back to whoever really sends us valid media.
+        if self.latched != Some(from) {
+            self.latched = Some(from);
+        }
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        if is_event {
+            if let Some(digit) = self.dtmf.on_packet(packet.header.timestamp, packet.payload) {
+                self.on_digit(digit, DtmfSource::Rfc4733, events);
+            }
+            return;
+        }
+        self.jitter.push(
+            packet.header.sequence,
+            packet.header.timestamp,
+            pt,
+            packet.header.marker,
+            packet.payload,
+        );
+    }
+
+    /// A digit from any source (RTP events here, SIP INFO via the engine).
+    pub fn on_digit(&mut self, digit: char, source: DtmfSource, events: &mut Vec<SessionEvent>) {
+        self.stats.dtmf += 1;
+        if let Some(p) = &self.playback
+            && p.interrupt.contains(digit)
+        {
+            let id = p.id;
+            self.playback = None;
+            events.push(SessionEvent::PlayDone { id, interrupted_by: Some(digit) });
+        }
+        if self
+            .recording
+            .as_ref()
+            .is_some_and(|r| r.options.stop_digits.contains(digit))
+        {
+            self.stop_recording(StopReason::Digit(digit), events);
+        }
+        events.push(SessionEvent::Dtmf { digit, source });
+    }
+
+    /// Queue audio; `interrupt` lists the digits that cut it short (barge-in).
+    pub fn play(&mut self, id: u64, items: Vec<Pcm>, interrupt: String, events: &mut Vec<SessionEvent>) {
+        if let Some(p) = self.playback.take() {
+            events.push(SessionEvent::PlayDone { id: p.id, interrupted_by: None });
+        }
+        self.playback = Some(Playback { id, items: items.into(), position: 0, interrupt });
+    }
+
+    pub fn stop_playback(&mut self, events: &mut Vec<SessionEvent>) {
+        if let Some(p) = self.playback.take() {
+            events.push(SessionEvent::PlayDone { id: p.id, interrupted_by: None });
+        }
+    }
+
+    pub fn start_recording(&mut self, writer: MessageWriter, options: RecordOptions, events: &mut Vec<SessionEvent>) {
+        self.stop_recording(StopReason::Stopped, events);
+        // Audio that arrived before the beep is not part of the message.
+        while self.jitter.pop().is_some() {}
+        self.recording = Some(Recording {
+            writer,
+            options,
+            samples: 0,
+            silent_samples: 0,
+            heard_this_tick: false,
+        });
+    }
+
+    pub fn stop_recording(&mut self, reason: StopReason, events: &mut Vec<SessionEvent>) {
+        if let Some(rec) = self.recording.take() {
+            events.push(SessionEvent::RecordingStopped { writer: rec.writer, reason });
+        }
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// The session ends: whatever is still in the jitter buffer is recorded,
+    /// then the recording (if any) is handed back.
+    pub fn close(&mut self, events: &mut Vec<SessionEvent>) {
+        if self.recording.is_some() {
+            let codec = self.params.map(|p| p.codec).unwrap_or(G711::Pcmu);
+            while let Some(frame) = self.jitter.pop_flush() {
+                self.decoded.clear();
+                codec.decode(frame.payload, &mut self.decoded);
+                let lost = frame.lost_before as usize;
+                if let Some(rec) = self.recording.as_mut() {
+                    if lost > 0 {
+                        let silence = vec![0i16; lost * FRAME_SAMPLES];
+                        let _ = rec.writer.write(&silence);
+                    }
+                    let _ = rec.writer.write(&self.decoded);
+                }
+            }
+        }
+        self.stop_playback(events);
+        self.stop_recording(StopReason::Stopped, events);
+    }
+
+    /// One 20 ms step: record what arrived, then return the packet to send.
+    pub fn on_tick(&mut self, events: &mut Vec<SessionEvent>) -> Option<(SocketAddr, &[u8])> {
+        self.drain_jitter(events);
+        self.next_packet(events)
+    }
+
+    fn drain_jitter(&mut self, events: &mut Vec<SessionEvent>) {
+        let codec = self.params.map(|p| p.codec).unwrap_or(G711::Pcmu);
+        if let Some(r) = self.recording.as_mut() {
+            r.heard_this_tick = false;
+        }
+        loop {
+            let Some(frame) = self.jitter.pop() else { break };
+            self.stats.lost += frame.lost_before as u64;
+            self.decoded.clear();
+            codec.decode(frame.payload, &mut self.decoded);
+            let lost = frame.lost_before as usize;
+            let Some(rec) = self.recording.as_mut() else {
+                continue;
+            };
+            rec.heard_this_tick = true;
+            // Fill lost packets with silence so the message keeps its length.
+            let mut result = Ok(());
+            if lost > 0 && lost < 50 {
+                let silence = [0i16; FRAME_SAMPLES];
+                for _ in 0..lost {
+                    result = result.and_then(|_| rec.writer.write(&silence));
+                }
+                rec.samples += (lost * FRAME_SAMPLES) as u64;
+                rec.silent_samples += (lost * FRAME_SAMPLES) as u64;
+            }
+            let result = result.and_then(|_| rec.writer.write(&self.decoded));
+            rec.samples += self.decoded.len() as u64;
+            let level = mean_abs(&self.decoded);
+            if level < rec.options.silence_threshold as u32 {
+                rec.silent_samples += self.decoded.len() as u64;
+            } else {
+                rec.silent_samples = 0;
+            }
+            let reason = if result.is_err() {
+                Some(StopReason::WriteError)
+            } else if rec.samples >= rec.options.max_samples {
+                Some(StopReason::MaxLength)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.stop_recording(reason, events);
+            }
+        }
+        // Silence suppression sends nothing: a tick without audio is silence too.
+        if let Some(rec) = self.recording.as_mut() {
+            if !rec.heard_this_tick {
+                rec.silent_samples += FRAME_SAMPLES as u64;
+            }
+            let timeout = rec.options.silence_timeout_samples;
+            if timeout > 0 && rec.silent_samples >= timeout {
+                self.stop_recording(StopReason::Silence, events);
+            }
+        }
+    }
+
+    fn next_packet(&mut self, events: &mut Vec<SessionEvent>) -> Option<(SocketAddr, &[u8])> {
+        let params = self.params?;
+        // Fill one frame from the playback queue, or silence.
+        self.frame.clear();
+        let mut finished = None;
+        if let Some(p) = self.playback.as_mut() {
+            while self.frame.len() < FRAME_SAMPLES {
+                let Some(item) = p.items.front() else { break };
+                let take = (FRAME_SAMPLES - self.frame.len()).min(item.len() - p.position.min(item.len()));
+                self.frame.extend_from_slice(&item[p.position..p.position + take]);
+                p.position += take;
+                if p.position >= item.len() {
+                    p.items.pop_front();
+                    p.position = 0;
+                }
+            }
+            if p.items.is_empty() {
+                finished = Some(p.id);
+            }
+        }
+        if let Some(id) = finished {
+            self.playback = None;
+            events.push(SessionEvent::PlayDone { id, interrupted_by: None });
+        }
+        let sound = !self.frame.is_empty();
+        self.frame.resize(FRAME_SAMPLES, 0);
+        let Some(dest) = self.destination().filter(|_| params.send) else {
+            // On hold or no address yet: time still passes for the stream.
+            self.sender.skip_samples(FRAME_SAMPLES as u32);
+            self.talking = false;
+            return None;
+        };
+        if sound && !self.talking {
+            self.sender.mark_talkspurt();
+        }
+        self.talking = sound;
+        self.encoded.clear();
+        params.codec.encode(&self.frame, &mut self.encoded);
+        self.sender.packet(params.codec.payload_type(), &self.encoded, FRAME_SAMPLES as u32, &mut self.packet);
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += self.packet.len() as u64;
+        Some((dest, &self.packet))
+    }
+}
+
+fn mean_abs(samples: &[i16]) -> u32 {
+    if samples.is_empty() {
+        return 0;
+    }
+    let sum: u64 = samples.iter().map(|s| s.unsigned_abs() as u64).sum();
+    (sum / samples.len() as u64) as u32
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,18 @@
 //! voxmail: an embedded SIP/RTP media server with a voicemail engine.
 //!
-//! Layers (see ARCHITECTURE.md): `sip` (signalling, sans-IO core plus a thin
-//! tokio transport), `sdp` (offer/answer), `media` (RTP, jitter buffer,
-//! codecs, DTMF, tones, the pacing engine), `call` (the narrow interface apps
-//! use), `apps` (voicemail deposit), `store` (everything under the data
-//! directory), `prompts`, `config`, and `server` which wires them together.
+//! Layers (see ARCHITECTURE.md): `sip` (signalling: a sans-IO UAS core plus
+//! a thin tokio transport), `sdp` (offer/answer), `media` (RTP, jitter
+//! buffer, codecs, DTMF, tones, the pacing engine), `call` (the narrow
+//! interface apps use), `apps` (voicemail deposit), `store` (everything
+//! under the data directory), `prompts`, `config`, and `server`, which wires
+//! them together.
 
+pub mod apps;
+pub mod call;
 pub mod config;
 pub mod media;
+pub mod prompts;
 pub mod sdp;
+pub mod server;
 pub mod sip;
 pub mod store;

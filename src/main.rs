@@ -1,3 +1,113 @@
-fn main() {
-    println!("Hello, world!");
+//! The `voxmail` command line. Parsing arguments and nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use voxmail::config::Config;
+
+#[derive(Parser)]
+#[command(name = "voxmail", version, about = "SIP/RTP media server with a voicemail engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default). Without --config, the embedded default configuration.
+    Run(RunArgs),
+    /// Validate a configuration and print every error with its line.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct RunArgs {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SIP listen address for UDP and TCP, e.g. 127.0.0.1:5060 (port 0: any free port).
+    #[arg(long)]
+    sip_listen: Option<SocketAddr>,
+    /// Data directory (mailboxes, spool).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// RTP port range, e.g. 30000-30999.
+    #[arg(long, value_parser = parse_range)]
+    rtp_ports: Option<(u16, u16)>,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or("expected MIN-MAX")?;
+    let a: u16 = a.trim().parse().map_err(|_| "bad MIN")?;
+    let b: u16 = b.trim().parse().map_err(|_| "bad MAX")?;
+    if a >= b {
+        return Err("MIN must be below MAX".into());
+    }
+    Ok((a, b))
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    let result = match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded()),
+    };
+    result.map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Check { config } => match load(config.as_ref()) {
+            Ok(_) => {
+                println!("configuration ok");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run(args) => {
+            let mut config = match load(args.config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(a) = args.sip_listen {
+                config.sip.listen = a;
+            }
+            if let Some(d) = args.data_dir {
+                config.storage.data_dir = d;
+            }
+            if let Some((a, b)) = args.rtp_ports {
+                config.rtp.port_min = a;
+                config.rtp.port_max = b;
+            }
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("voxmail: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(voxmail::server::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("voxmail: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,220 @@
+//! The narrow interface applications use: one answered call.
+//!
+//! Apps (voicemail deposit, retrieval menus, dial-plan nodes) are plain async
+//! code over [`Call`]: play prompts, wait for digits, record, hang up. They
+//! never see SIP or RTP; the signalling loop and the media engine do that
+//! behind this type.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use crate::media::dtmf::DtmfSource;
+use crate::media::engine::MediaSession;
+use crate::media::session::{RecordOptions, SessionEvent, StopReason};
+use crate::prompts::Pcm;
+use crate::sip::CallHandle;
+use crate::store::MessageWriter;
+
+/// Who called whom.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub handle: CallHandle,
+    pub call_id: String,
+    pub caller_number: String,
+    pub caller_name: Option<String>,
+    /// The dialed number (Request-URI user).
+    pub called_number: String,
+    /// The negotiated codec's name ("PCMU").
+    pub codec: String,
+}
+
+/// The caller hung up (or the call failed) while the app was waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the call has ended")]
+pub struct HungUp;
+
+/// From the signalling side to the app.
+#[derive(Debug)]
+pub enum CallSignal {
+    Hangup,
+}
+
+/// What the app asks of the signalling side.
+#[derive(Debug)]
+pub enum Control {
+    Hangup(CallHandle),
+    /// Internal: answer a call after its configured delay.
+    Accept(CallHandle),
+}
+
+/// How a recording ended, with the writer to finish or discard.
+#[derive(Debug)]
+pub struct Recorded {
+    pub writer: MessageWriter,
+    pub reason: StopReason,
+}
+
+pub struct Call {
+    pub info: CallInfo,
+    media: MediaSession,
+    media_events: UnboundedReceiver<SessionEvent>,
+    signals: UnboundedReceiver<CallSignal>,
+    control: UnboundedSender<Control>,
+    next_play: u64,
+    hung_up: bool,
+    /// Digits pressed while nothing was listening (type-ahead).
+    pending_digits: String,
+}
+
+enum Next {
+    Media(SessionEvent),
+    Signal(CallSignal),
+    Closed,
+}
+
+impl Call {
+    pub fn new(
+        info: CallInfo,
+        media: MediaSession,
+        media_events: UnboundedReceiver<SessionEvent>,
+        signals: UnboundedReceiver<CallSignal>,
+        control: UnboundedSender<Control>,
+    ) -> Call {
+        Call {
+            info,
+            media,
+            media_events,
+            signals,
+            control,
+            next_play: 1,
+            hung_up: false,
+            pending_digits: String::new(),
+        }
+    }
+
+    pub fn is_hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    async fn next(&mut self) -> Next {
+        tokio::select! {
+            biased;
+            e = self.media_events.recv() => match e {
+                Some(e) => Next::Media(e),
+                None => Next::Closed,
+            },
+            s = self.signals.recv(), if !self.hung_up => match s {
+                Some(s) => Next::Signal(s),
+                None => Next::Closed,
+            },
+        }
+    }
+
+    /// Play prompts to the end.
+    pub async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp> {
+        self.play_inner(items, "").await.map(|_| ())
+    }
+
+    /// Play prompts; a digit in `interrupt` stops them and is returned.
+    pub async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+        if let Some(pos) = self.pending_digits.find(|c| interrupt.contains(c)) {
+            return Ok(Some(self.pending_digits.remove(pos)));
+        }
+        self.play_inner(items, interrupt).await
+    }
+
+    async fn play_inner(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+        if self.hung_up {
+            return Err(HungUp);
+        }
+        let id = self.next_play;
+        self.next_play += 1;
+        self.media.play(id, items, interrupt);
+        loop {
+            match self.next().await {
+                Next::Media(SessionEvent::PlayDone { id: done, interrupted_by }) if done == id => {
+                    return Ok(interrupted_by);
+                }
+                Next::Media(SessionEvent::Dtmf { digit, .. }) if !interrupt.contains(digit) => {
+                    self.pending_digits.push(digit);
+                }
+                Next::Media(_) => {}
+                Next::Signal(CallSignal::Hangup) | Next::Closed => {
+                    self.hung_up = true;
+                    return Err(HungUp);
+                }
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for one digit.
+    pub async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp> {
+        if !self.pending_digits.is_empty() {
+            return Ok(Some(self.pending_digits.remove(0)));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.hung_up {
+                return Err(HungUp);
+            }
+            let next = tokio::time::timeout_at(deadline, self.next()).await;
+            match next {
+                Err(_) => return Ok(None),
+                Ok(Next::Media(SessionEvent::Dtmf { digit, .. })) => return Ok(Some(digit)),
+                Ok(Next::Media(_)) => {}
+                Ok(Next::Signal(CallSignal::Hangup) | Next::Closed) => {
+                    self.hung_up = true;
+                    return Err(HungUp);
+                }
+            }
+        }
+    }
+
+    /// Record until a stop digit, the limits in `options`, or hang-up. The
+    /// writer comes back (also after a hang-up) so no audio is lost; `None`
+    /// only if the media engine itself went away.
+    pub async fn record(&mut self, writer: MessageWriter, options: RecordOptions) -> Option<Recorded> {
+        self.pending_digits.clear();
+        self.media.record(writer, options);
+        loop {
+            match self.next().await {
+                Next::Media(SessionEvent::RecordingStopped { writer, reason }) => {
+                    return Some(Recorded { writer, reason });
+                }
+                Next::Media(_) => {}
+                Next::Signal(CallSignal::Hangup) => {
+                    // The session is being closed; it hands the writer back.
+                    self.hung_up = true;
+                }
+                Next::Closed => {
+                    // The media worker is gone; nothing will come back. The
+                    // spool file is recovered on the next start.
+                    tracing::error!(call = %self.info.call_id, "media session vanished while recording");
+                    self.hung_up = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A digit that arrived by signalling (SIP INFO) joins the media path.
+    pub fn inject_digit(&self, digit: char, source: DtmfSource) {
+        self.media.digit(digit, source);
+    }
+
+    /// End the call (BYE).
+    pub fn hangup(&mut self) {
+        if !self.hung_up {
+            self.hung_up = true;
+            let _ = self.control.send(Control::Hangup(self.info.handle));
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // An app that returns without hanging up ends the call.
+        self.hangup();
+    }
+}

@@ -1,0 +1,360 @@
+//! The signalling loop: owns the sans-IO SIP endpoint, turns its events into
+//! media sessions and application tasks, and carries the applications'
+//! requests back to SIP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+use crate::apps;
+use crate::call::{Call, CallInfo, CallSignal, Control};
+use crate::media::dtmf::DtmfSource;
+use crate::media::engine::{MediaEngine, MediaSession};
+use crate::media::g711::G711;
+use crate::media::ports::PortPool;
+use crate::media::session::{MediaParams, SessionEvent};
+use crate::sdp::{self, AudioCodec, Direction, LocalMedia, NegotiatedAudio, SessionDescription};
+use crate::sip::transport::{Inbound, SipTransport};
+use crate::sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent, SipRequest};
+
+use super::AppContext;
+
+/// Per-call state the loop keeps beside the endpoint's.
+struct CallControl {
+    media: MediaSession,
+    local: LocalMedia,
+    /// The 200 OK body, kept while an answer is delayed.
+    answer: Vec<u8>,
+    /// What the app gets when the call is confirmed.
+    pending_app: Option<PendingApp>,
+    signals: Option<UnboundedSender<CallSignal>>,
+    /// Whether the remote's media parameters are known (false until the
+    /// ACK of a late-offer call).
+    known: bool,
+}
+
+struct PendingApp {
+    info: CallInfo,
+    media_events: mpsc::UnboundedReceiver<SessionEvent>,
+    route: apps::Route,
+}
+
+pub struct Signalling {
+    ctx: Arc<AppContext>,
+    endpoint: Endpoint,
+    transport: SipTransport,
+    engine: MediaEngine,
+    ports: PortPool,
+    calls: HashMap<CallHandle, CallControl>,
+    control_tx: UnboundedSender<Control>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+}
+
+impl Signalling {
+    pub fn new(ctx: Arc<AppContext>, transport: SipTransport, engine: MediaEngine, ports: PortPool) -> Self {
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let endpoint = Endpoint::new(EndpointConfig {
+            user_agent: ctx.config.sip.user_agent.clone(),
+            ..EndpointConfig::default()
+        });
+        Signalling { ctx, endpoint, transport, engine, ports, calls: HashMap::new(), control_tx, control_rx }
+    }
+
+    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) -> anyhow::Result<()> {
+        loop {
+            let timeout = self.endpoint.poll_timeout();
+            let sleep = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                m = inbound.recv() => {
+                    let Some(m) = m else { return Ok(()) };
+                    self.endpoint.handle_message(Instant::now(), m.peer, &m.data);
+                    // Take whatever else is already queued before flushing.
+                    while let Ok(m) = inbound.try_recv() {
+                        self.endpoint.handle_message(Instant::now(), m.peer, &m.data);
+                    }
+                }
+                c = self.control_rx.recv() => {
+                    if let Some(c) = c {
+                        self.on_control(c);
+                    }
+                }
+                _ = sleep => self.endpoint.handle_timeout(Instant::now()),
+            }
+            self.flush();
+        }
+    }
+
+    /// Send what the endpoint produced and act on its events, until quiet.
+    fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                self.transport.send(t);
+                progressed = true;
+            }
+            while let Some(e) = self.endpoint.poll_event() {
+                self.on_event(e);
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_control(&mut self, c: Control) {
+        let now = Instant::now();
+        match c {
+            Control::Hangup(h) => self.endpoint.hangup(now, h),
+            Control::Accept(h) => {
+                if let Some(cc) = self.calls.get(&h) {
+                    let answer = cc.answer.clone();
+                    self.endpoint.accept(now, h, &answer);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: SipEvent) {
+        let now = Instant::now();
+        match e {
+            SipEvent::IncomingCall { call, request, peer } => self.on_incoming(now, call, *request, peer),
+            SipEvent::Confirmed { call, sdp } => self.on_confirmed(now, call, sdp),
+            SipEvent::Reoffer { call, sdp } => self.on_reoffer(now, call, sdp),
+            SipEvent::Info { call, content_type, body } => {
+                if let Some(cc) = self.calls.get(&call)
+                    && let Some(digit) = dtmf_from_info(content_type.as_deref(), &body)
+                {
+                    cc.media.digit(digit, DtmfSource::SipInfo);
+                }
+            }
+            SipEvent::Terminated { call, reason } => {
+                tracing::info!(call = call.0, ?reason, "call ended");
+                if let Some(mut cc) = self.calls.remove(&call) {
+                    // Closing the session hands any recording back to the app.
+                    cc.media.close();
+                    if let Some(tx) = cc.signals.take()
+                        && reason != EndReason::LocalBye
+                    {
+                        let _ = tx.send(CallSignal::Hangup);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, now: Instant, call: CallHandle, req: SipRequest, peer: Peer) {
+        let span = tracing::info_span!("call", call_id = %req.call_id);
+        let _enter = span.enter();
+        let called = req.uri_user.clone().unwrap_or_default();
+        let Some(route) = apps::route(&self.ctx, &called) else {
+            tracing::info!(%called, "no such number");
+            self.endpoint.reject(now, call, 404, "Not Found");
+            return;
+        };
+        let offer = match req.sdp().map(SessionDescription::parse) {
+            Some(Ok(o)) => Some(o),
+            Some(Err(e)) => {
+                tracing::info!(error = %e, "bad SDP offer");
+                self.endpoint.reject(now, call, 488, "Not Acceptable Here");
+                return;
+            }
+            None => None,
+        };
+        let (socket, lease) = match self.ports.bind(peer.local.ip()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "refusing call");
+                self.endpoint.reject(now, call, 503, "Service Unavailable");
+                return;
+            }
+        };
+        let local = LocalMedia {
+            address: peer.local.ip(),
+            rtp_port: lease.port(),
+            session_id: rand::random::<u32>() as u64,
+            session_version: 1,
+            codecs: vec![AudioCodec::Pcmu, AudioCodec::Pcma],
+            telephone_event_pt: 101,
+            user_agent: self.ctx.config.sip.user_agent.clone(),
+        };
+        let (params, answer, codec_name) = match &offer {
+            Some(offer) => match sdp::answer(offer, &local) {
+                Ok((negotiated, text)) => {
+                    let name = codec_name(negotiated.codec);
+                    (Some(media_params(&negotiated)), text.into_bytes(), name)
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "no common codec");
+                    self.endpoint.reject(now, call, 488, "Not Acceptable Here");
+                    return;
+                }
+            },
+            // Late offer: we offer in the 200 OK, the answer comes in the ACK.
+            None => (None, sdp::offer(&local).into_bytes(), "PCMU"),
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let media = match self.engine.open(socket, lease, params, events_tx) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "media engine refused a session");
+                self.endpoint.reject(now, call, 503, "Service Unavailable");
+                return;
+            }
+        };
+        let info = CallInfo {
+            handle: call,
+            call_id: req.call_id.clone(),
+            caller_number: req.from_user.clone().unwrap_or_default(),
+            caller_name: req.from_display.clone(),
+            called_number: called,
+            codec: codec_name.to_string(),
+        };
+        tracing::info!(caller = %info.caller_number, called = %info.called_number, "incoming call");
+        self.calls.insert(call, CallControl {
+            media,
+            local,
+            answer,
+            pending_app: Some(PendingApp { info, media_events: events_rx, route }),
+            signals: None,
+            known: offer.is_some(),
+        });
+        let delay = self.ctx.config.sip.answer_delay_ms;
+        if delay == 0 {
+            let answer = self.calls[&call].answer.clone();
+            self.endpoint.accept(now, call, &answer);
+        } else {
+            self.endpoint.ring(call);
+            let tx = self.control_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let _ = tx.send(Control::Accept(call));
+            });
+        }
+    }
+
+    fn on_confirmed(&mut self, now: Instant, call: CallHandle, sdp: Option<String>) {
+        let Some(cc) = self.calls.get_mut(&call) else { return };
+        let Some(mut pending) = cc.pending_app.take() else { return };
+        if !cc.known {
+            // Late offer: the ACK must carry the answer.
+            let negotiated = sdp
+                .as_deref()
+                .map(SessionDescription::parse)
+                .and_then(Result::ok)
+                .and_then(|a| sdp::accept_answer(&a, &cc.local).ok());
+            match negotiated {
+                Some(n) => {
+                    pending.info.codec = codec_name(n.codec).to_string();
+                    cc.media.update(media_params(&n));
+                    cc.known = true;
+                }
+                None => {
+                    tracing::info!(call = call.0, "no usable answer in the ACK; hanging up");
+                    self.endpoint.hangup(now, call);
+                    return;
+                }
+            }
+        }
+        let (signals_tx, signals_rx) = mpsc::unbounded_channel();
+        cc.signals = Some(signals_tx);
+        let app_call = Call::new(pending.info, cc.media.handle(), pending.media_events, signals_rx, self.control_tx.clone());
+        let ctx = self.ctx.clone();
+        let span = tracing::info_span!("call", call_id = %app_call.info.call_id);
+        tokio::spawn(tracing::Instrument::instrument(apps::run(pending.route, app_call, ctx), span));
+    }
+
+    fn on_reoffer(&mut self, now: Instant, call: CallHandle, sdp: Option<String>) {
+        let Some(cc) = self.calls.get_mut(&call) else {
+            self.endpoint.answer_reoffer(now, call, Err(481));
+            return;
+        };
+        let Some(offer) = sdp.as_deref().map(SessionDescription::parse) else {
+            // A re-INVITE without SDP asks us to offer (RFC 3264 §8.4 aside, we
+            // re-offer what we have).
+            cc.local.session_version += 1;
+            let offer = sdp::offer(&cc.local);
+            self.endpoint.answer_reoffer(now, call, Ok(offer.as_bytes()));
+            return;
+        };
+        match offer.map_err(|_| 488).and_then(|o| {
+            cc.local.session_version += 1;
+            sdp::answer(&o, &cc.local).map_err(|_| 488)
+        }) {
+            Ok((negotiated, text)) => {
+                tracing::info!(call = call.0, direction = ?negotiated.remote_direction, "media renegotiated");
+                cc.media.update(media_params(&negotiated));
+                cc.known = true;
+                self.endpoint.answer_reoffer(now, call, Ok(text.as_bytes()));
+            }
+            Err(status) => self.endpoint.answer_reoffer(now, call, Err(status)),
+        }
+    }
+}
+
+fn codec_name(c: AudioCodec) -> &'static str {
+    match c {
+        AudioCodec::Pcmu => "PCMU",
+        AudioCodec::Pcma => "PCMA",
+    }
+}
+
+fn media_params(n: &NegotiatedAudio) -> MediaParams {
+    MediaParams {
+        codec: match n.codec {
+            AudioCodec::Pcmu => G711::Pcmu,
+            AudioCodec::Pcma => G711::Pcma,
+        },
+        payload_type: n.payload_type,
+        telephone_event: n.telephone_event,
+        remote: n.remote_rtp,
+        send: matches!(n.local_direction, Direction::SendRecv | Direction::SendOnly) && n.remote_rtp.is_some(),
+    }
+}
+
+/// DTMF in a SIP INFO body: `application/dtmf-relay` ("Signal=5") or
+/// `application/dtmf` ("5").
+fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<char> {
+    let ct = content_type?.to_ascii_lowercase();
+    let text = std::str::from_utf8(body).ok()?;
+    let value = if ct.starts_with("application/dtmf-relay") {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+            })?
+    } else if ct.starts_with("application/dtmf") {
+        text.trim()
+    } else {
+        return None;
+    };
+    let c = match value {
+        "10" => '*',
+        "11" => '#',
+        v => v.chars().next()?,
+    };
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d').then(|| c.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_dtmf_bodies() {
+        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal= #\r\n"), Some('#'));
+        assert_eq!(dtmf_from_info(Some("application/dtmf"), b"11"), Some('#'));
+        assert_eq!(dtmf_from_info(Some("application/dtmf"), b"*"), Some('*'));
+        assert_eq!(dtmf_from_info(Some("text/plain"), b"5"), None);
+        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=x"), None);
+        assert_eq!(dtmf_from_info(None, b"5"), None);
+    }
+}

@@ -1,1 +1,714 @@
-//! (in progress)
+//! Typed configuration, checked once as a whole.
+//!
+//! `config.toml` is parsed into the structs below by [`Config::parse`], which
+//! reports every problem it finds at once (syntax, unknown keys, wrong types,
+//! bad values), each with the file, line and column of the offending text, so
+//! `voxmail check` can list them all and a failed reload can keep the running
+//! config. Every key has a default; only mailboxes need their number and PIN.
+
+mod check;
+mod source;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The shipped `config.toml`, used when `voxmail run` gets no `--config`.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
+
+/// Languages we have prompts for; a box or the default must be one of them.
+pub const LANGUAGES: &[&str] = &["en", "fr", "es", "de"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub storage: StorageConfig,
+    pub prompts: PromptConfig,
+    pub voicemail: VoicemailConfig,
+    /// `[[mailbox]]` entries in file order; numbers are unique.
+    pub mailboxes: Vec<MailboxConfig>,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// UDP and TCP listen here.
+    pub listen: SocketAddr,
+    /// Written into SDP and Contact when the local address is a wildcard or
+    /// behind NAT.
+    pub public_address: Option<IpAddr>,
+    pub user_agent: String,
+    /// Ring (180) this long before answering; 0 answers at once.
+    pub answer_delay_ms: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
+            public_address: None,
+            user_agent: "voxmail".to_owned(),
+            answer_delay_ms: 0,
+        }
+    }
+}
+
+/// `[rtp]`: inclusive port range, one port per call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtpConfig {
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            port_min: 20000,
+            port_max: 29999,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// Relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[prompts]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptConfig {
+    pub dir: PathBuf,
+    /// One of [`LANGUAGES`]; used by boxes without their own language.
+    pub default_language: String,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig {
+            dir: PathBuf::from("prompts"),
+            default_language: "en".to_owned(),
+        }
+    }
+}
+
+/// `[voicemail]`: recording limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoicemailConfig {
+    /// 1..=3600.
+    pub max_message_seconds: u32,
+    /// Shorter messages are discarded; 0 <= min < max.
+    pub min_message_seconds: f64,
+    /// 0 disables the silence timeout.
+    pub silence_timeout_seconds: u32,
+    /// Mean absolute 16-bit sample level under which a frame is silence.
+    pub silence_threshold: u16,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        VoicemailConfig {
+            max_message_seconds: 180,
+            min_message_seconds: 1.0,
+            silence_timeout_seconds: 10,
+            silence_threshold: 200,
+        }
+    }
+}
+
+/// One `[[mailbox]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxConfig {
+    /// 1-32 characters of `[0-9A-Za-z_-]`, so it is safe as a directory name.
+    pub number: String,
+    /// 4-12 digits.
+    pub pin: String,
+    /// Display name; empty when not given.
+    pub name: String,
+    /// One of [`LANGUAGES`]; `None` means the prompts' default.
+    pub language: Option<String>,
+    pub email: Option<String>,
+}
+
+/// One problem in a config file. `line` and `column` are 1-based; line 0
+/// means the problem is with the file as a whole (e.g. it cannot be read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in one file, in file order; never empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Parse and check `text`; `file` is only used to name it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        check::parse(text, file)
+    }
+
+    /// Read and parse a file. An unreadable file is one error on line 0.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, &file),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                file,
+                line: 0,
+                column: 0,
+                message: format!("cannot read config: {e}"),
+            }])),
+        }
+    }
+
+    /// The configuration shipped in the binary.
+    pub fn embedded() -> Config {
+        // A unit test parses EMBEDDED_CONFIG, so this cannot fail at runtime.
+        Config::parse(EMBEDDED_CONFIG, "<embedded config.toml>")
+            .expect("embedded config.toml is valid")
+    }
+
+    /// The mailbox with this number, if configured.
+    pub fn mailbox(&self, number: &str) -> Option<&MailboxConfig> {
+        self.mailboxes.iter().find(|m| m.number == number)
+    }
+
+    /// The language prompts for this box are played in.
+    pub fn mailbox_language<'a>(&'a self, mailbox: &'a MailboxConfig) -> &'a str {
+        mailbox
+            .language
+            .as_deref()
+            .unwrap_or(&self.prompts.default_language)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (line, column, message) of every error, in order.
+    fn errors(text: &str) -> Vec<(usize, usize, String)> {
+        match Config::parse(text, "test.toml") {
+            Ok(c) => panic!("expected errors, parsed {c:?}"),
+            Err(ConfigErrors(errs)) => {
+                assert!(errs.iter().all(|e| e.file == "test.toml"));
+                errs.into_iter()
+                    .map(|e| (e.line, e.column, e.message))
+                    .collect()
+            }
+        }
+    }
+
+    /// The only error's line, with a check on its message.
+    fn one_error(text: &str, needle: &str) -> usize {
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].2.contains(needle),
+            "{:?} lacks {needle:?}",
+            errs[0].2
+        );
+        errs[0].0
+    }
+
+    fn ok(text: &str) -> Config {
+        Config::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn embedded_config_parses_with_its_mailboxes() {
+        let c = Config::embedded();
+        assert_eq!(c.sip.listen, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(c.sip.public_address, None);
+        assert_eq!(c.sip.user_agent, "voxmail");
+        assert_eq!(c.sip.answer_delay_ms, 0);
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 29999));
+        assert_eq!(c.storage.data_dir, PathBuf::from("data"));
+        assert_eq!(c.prompts.dir, PathBuf::from("prompts"));
+        assert_eq!(c.prompts.default_language, "en");
+        assert_eq!(c.voicemail, VoicemailConfig::default());
+        assert_eq!(c.mailboxes.len(), 2);
+        let alice = c.mailbox("1001").unwrap();
+        assert_eq!(alice.pin, "1234");
+        assert_eq!(alice.name, "Alice Martin");
+        assert_eq!(c.mailbox_language(alice), "en");
+        let bob = c.mailbox("1002").unwrap();
+        assert_eq!(bob.pin, "5678");
+        assert_eq!(c.mailbox_language(bob), "fr");
+        assert!(c.mailbox("1003").is_none());
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(ok(""), Config::default());
+        assert_eq!(ok("# nothing\n"), Config::default());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = ok(r#"
+[sip]
+listen = "[::]:5080"
+public_address = "203.0.113.10"
+user_agent = "vm"
+answer_delay_ms = 2500
+[rtp]
+port_min = 40000
+port_max = 40001
+[storage]
+data_dir = "/var/lib/voxmail"
+[prompts]
+dir = "/usr/share/voxmail/prompts"
+default_language = "de"
+[voicemail]
+max_message_seconds = 3600
+min_message_seconds = 0
+silence_timeout_seconds = 0
+silence_threshold = 0
+[[mailbox]]
+number = "sales_1-A"
+pin = "000000000000"
+email = "a@example.com"
+"#);
+        assert_eq!(c.sip.listen, "[::]:5080".parse().unwrap());
+        assert_eq!(c.sip.public_address, Some("203.0.113.10".parse().unwrap()));
+        assert_eq!(c.sip.user_agent, "vm");
+        assert_eq!(c.sip.answer_delay_ms, 2500);
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (40000, 40001));
+        assert_eq!(c.storage.data_dir, PathBuf::from("/var/lib/voxmail"));
+        assert_eq!(c.prompts.default_language, "de");
+        assert_eq!(c.voicemail.max_message_seconds, 3600);
+        // An integer is fine where seconds may be fractional.
+        assert_eq!(c.voicemail.min_message_seconds, 0.0);
+        assert_eq!(c.voicemail.silence_timeout_seconds, 0);
+        let b = c.mailbox("sales_1-A").unwrap();
+        assert_eq!(b.pin, "000000000000");
+        assert_eq!(b.name, "");
+        assert_eq!(b.language, None);
+        assert_eq!(c.mailbox_language(b), "de");
+        assert_eq!(b.email.as_deref(), Some("a@example.com"));
+    }
+
+    #[test]
+    fn inline_tables_work_too() {
+        let c = ok(
+            "sip = { listen = \"127.0.0.1:5070\" }\nmailbox = [{ number = \"7\", pin = \"1111\" }]\n",
+        );
+        assert_eq!(c.sip.listen.port(), 5070);
+        assert_eq!(c.mailboxes[0].number, "7");
+    }
+
+    #[test]
+    fn unknown_key_names_section_and_expected_keys() {
+        let errs = errors("[sip]\nlisen = \"0.0.0.0:5060\"\n");
+        assert_eq!(
+            errs,
+            [(
+                2,
+                1,
+                "unknown key `lisen` in [sip], expected one of `listen`, `public_address`, \
+                 `user_agent`, `answer_delay_ms`"
+                    .to_owned()
+            )]
+        );
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\n\npine = 1\n",
+                "`pine` in [[mailbox]]"
+            ),
+            5
+        );
+    }
+
+    #[test]
+    fn unknown_section() {
+        assert_eq!(
+            one_error("\n[spi]\nlisten = 1\n", "unknown section `spi`"),
+            2
+        );
+    }
+
+    #[test]
+    fn bad_addresses() {
+        let text = "[sip]\nlisten = \"0.0.0.0\"\npublic_address = \"example.com\"\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert_eq!((errs[0].0, errs[0].1), (2, 10));
+        assert!(
+            errs[0].2.contains("`0.0.0.0` is not a socket address"),
+            "{}",
+            errs[0].2
+        );
+        assert_eq!(errs[1].0, 3);
+        assert!(
+            errs[1].2.contains("`example.com` is not an IP address"),
+            "{}",
+            errs[1].2
+        );
+    }
+
+    #[test]
+    fn wrong_types_keep_their_line() {
+        assert_eq!(
+            one_error(
+                "[sip]\n\nlisten = 5060\n",
+                "`listen` in [sip]: invalid type"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "[rtp]\nport_min = 20000\nport_max = 70000\n",
+                "`port_max` in [rtp]"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\nsilence_threshold = \"loud\"\n",
+                "silence_threshold"
+            ),
+            2
+        );
+        assert_eq!(one_error("[storage]\ndata_dir = [\"a\"]\n", "data_dir"), 2);
+        assert_eq!(one_error("\n\nsip = 3\n", "`sip` must be a table"), 3);
+        assert_eq!(
+            one_error("[mailbox]\nnumber = \"1\"\n", "array of tables"),
+            1
+        );
+    }
+
+    #[test]
+    fn answer_delay_is_bounded() {
+        ok("[sip]\nanswer_delay_ms = 60000\n");
+        assert_eq!(
+            one_error("[sip]\nanswer_delay_ms = 60001\n", "expected 0 to 60000"),
+            2
+        );
+        assert_eq!(
+            one_error("[sip]\nanswer_delay_ms = -1\n", "answer_delay_ms"),
+            2
+        );
+    }
+
+    #[test]
+    fn rtp_port_range() {
+        assert_eq!(
+            one_error(
+                "[rtp]\nport_min = 30000\nport_max = 20000\n",
+                "greater than port_max"
+            ),
+            3
+        );
+        // Only port_min set, above the default max: blame port_min.
+        assert_eq!(
+            one_error("[rtp]\nport_min = 30000\n", "greater than port_max"),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[rtp]\nport_min = 20000\nport_max = 20000\n",
+                "fewer than 2 ports"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error("[rtp]\nport_min = 80\nport_max = 2000\n", "below 1024"),
+            2
+        );
+        // Both problems at once are both reported.
+        let errs = errors("[rtp]\nport_min = 1000\nport_max = 999\n");
+        assert_eq!(
+            errs.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [2, 3],
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_languages() {
+        assert_eq!(
+            one_error(
+                "[prompts]\ndefault_language = \"it\"\n",
+                "unknown language `it`, expected one of `en`, `fr`, `es`, `de`"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\nlanguage = \"EN\"\n",
+                "unknown language `EN`"
+            ),
+            4
+        );
+    }
+
+    #[test]
+    fn duplicate_mailbox_numbers() {
+        let text = "[[mailbox]]\nnumber = \"1001\"\npin = \"1234\"\n\n[[mailbox]]\nnumber = \"1001\"\npin = \"4321\"\n";
+        assert_eq!(
+            one_error(
+                text,
+                "duplicate mailbox number `1001`, first defined on line 2"
+            ),
+            6
+        );
+    }
+
+    #[test]
+    fn bad_mailbox_numbers() {
+        for bad in ["", "../etc", "a b", "1001/x", "ü1", &"9".repeat(33)] {
+            let text = format!("[[mailbox]]\npin = \"1234\"\nnumber = \"{bad}\"\n");
+            assert_eq!(one_error(&text, "is not a mailbox number"), 3, "{bad:?}");
+        }
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = 1001\npin = \"1234\"\n",
+                "must be a quoted string"
+            ),
+            2
+        );
+        ok(&format!(
+            "[[mailbox]]\npin = \"1234\"\nnumber = \"{}\"\n",
+            "9".repeat(32)
+        ));
+    }
+
+    #[test]
+    fn bad_pins() {
+        for bad in ["123", "1234567890123", "12a4", " 1234", "١٢٣٤"] {
+            let text = format!("[[mailbox]]\nnumber = \"1\"\n\npin = \"{bad}\"\n");
+            let errs = errors(&text);
+            assert_eq!(errs.len(), 1, "{bad:?}: {errs:#?}");
+            assert_eq!(errs[0].0, 4, "{bad:?}");
+            assert_eq!(errs[0].2, "`pin` in [[mailbox]]: expected 4 to 12 digits");
+        }
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = 1234\n",
+                "pin = \"1234\""
+            ),
+            3
+        );
+    }
+
+    #[test]
+    fn missing_required_mailbox_keys_point_at_the_header() {
+        let text = "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\n\n[[mailbox]]\nname = \"x\"\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs.iter().all(|e| e.0 == 5));
+        assert!(errs[0].2.contains("missing `number`") || errs[1].2.contains("missing `number`"));
+        assert!(errs.iter().any(|e| e.2.contains("missing `pin`")));
+    }
+
+    #[test]
+    fn bad_email() {
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\nemail = \"nobody\"\n",
+                "not an email address"
+            ),
+            4
+        );
+    }
+
+    #[test]
+    fn message_length_limits() {
+        assert_eq!(
+            one_error("[voicemail]\nmax_message_seconds = 0\n", "out of range"),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\nmax_message_seconds = 3601\n",
+                "expected 1 to 3600"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\nmax_message_seconds = -5\n",
+                "max_message_seconds"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error("[voicemail]\nmin_message_seconds = -0.5\n", "out of range"),
+            2
+        );
+        assert_eq!(
+            one_error("[voicemail]\nmin_message_seconds = nan\n", "out of range"),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\nmax_message_seconds = 10\nmin_message_seconds = 10\n",
+                "must be less than max_message_seconds (10)"
+            ),
+            3
+        );
+        // min compared against the default max when max is not set.
+        assert_eq!(
+            one_error("[voicemail]\nmin_message_seconds = 200\n", "(180)"),
+            2
+        );
+        // max below the default min.
+        assert_eq!(
+            one_error(
+                "[voicemail]\nmax_message_seconds = 1\n",
+                "greater than min_message_seconds"
+            ),
+            2
+        );
+        // An invalid max is one error, not two.
+        assert_eq!(
+            errors("[voicemail]\nmax_message_seconds = 0\nmin_message_seconds = 5\n").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn syntax_errors_keep_their_line_and_do_not_hide_others() {
+        let text = "[sip]\nlisten = \"0.0.0.0:5060\"\nuser_agent = voxmail\n\n[prompts]\ndefault_language = \"xx\"\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert_eq!(errs[0].0, 3);
+        assert!(errs[0].2.contains("quoted"), "{}", errs[0].2);
+        assert_eq!(errs[1].0, 6);
+        assert!(errs[1].2.contains("unknown language"));
+
+        let errs = errors("[sip]\nlisten = \"a\"\nlisten = \"b\"\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.0 == 3 && e.2.contains("duplicate key")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn many_errors_reported_together_in_file_order() {
+        let text = "\
+[sip]
+lisen = \"0.0.0.0:5060\"
+public_address = \"nope\"
+
+[rtp]
+port_min = 100
+
+[prompts]
+default_language = \"xx\"
+
+[voicemail]
+max_message_seconds = 0
+
+[[mailbox]]
+number = \"1001\"
+pin = \"12\"
+
+[[mailbox]]
+number = \"1001\"
+pin = \"1234\"
+";
+        let errs = errors(text);
+        let lines: Vec<usize> = errs.iter().map(|e| e.0).collect();
+        assert_eq!(lines, [2, 3, 6, 9, 12, 16, 19], "{errs:#?}");
+
+        let shown = Config::parse(text, "voxmail.toml").unwrap_err().to_string();
+        let shown: Vec<&str> = shown.lines().collect();
+        assert_eq!(shown.len(), 7);
+        assert!(
+            shown[0].starts_with("voxmail.toml:2:1: unknown key `lisen`"),
+            "{}",
+            shown[0]
+        );
+        assert!(
+            shown[6].starts_with("voxmail.toml:19:10: duplicate"),
+            "{}",
+            shown[6]
+        );
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_unreadable_ones_on_line_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voxmail.toml");
+        std::fs::write(&path, EMBEDDED_CONFIG).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), Config::embedded());
+
+        std::fs::write(&path, "[rtp]\nport_min = 1\n").unwrap();
+        let errs = Config::load(&path).unwrap_err();
+        assert_eq!(errs.0[0].file, path.display().to_string());
+        assert_eq!(errs.0[0].line, 2);
+
+        let missing = dir.path().join("absent.toml");
+        let errs = Config::load(&missing).unwrap_err();
+        assert_eq!(errs.0.len(), 1);
+        assert_eq!((errs.0[0].line, errs.0[0].column), (0, 0));
+        assert!(
+            errs.to_string()
+                .starts_with(&format!("{}: cannot read config", missing.display()))
+        );
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        for text in [
+            "[",
+            "[[mailbox]]\n[[mailbox]",
+            "a = \"\\u{0}",
+            "\u{feff}[sip]",
+            "[sip]\nlisten = \"\n",
+            "x=1\r\ny=",
+            "[[mailbox]]\nnumber=\"é\"\npin=\"1234\"",
+        ] {
+            let _ = Config::parse(text, "t");
+        }
+        let errs = errors("[sip]\nlisten = \"0.0.0.0:5060\"\nbad = [1,\n[rtp]\n");
+        assert!(!errs.is_empty());
+    }
+}

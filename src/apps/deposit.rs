@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use crate::call::Call;
+use crate::call::CallApi;
 use crate::media::session::{RecordOptions, StopReason};
 use crate::prompts::Pcm;
 use crate::server::AppContext;
 use crate::store::{GreetingKind, MailboxId, NewMessage};
 
-pub async fn run(mut call: Call, ctx: Arc<AppContext>, mailbox: &str) {
+pub async fn run<C: CallApi>(call: &mut C, ctx: Arc<AppContext>, mailbox: &str) {
     let Some(mb) = ctx.config.mailbox(mailbox) else {
         tracing::warn!(mailbox, "mailbox disappeared");
         return;
@@ -33,11 +33,11 @@ pub async fn run(mut call: Call, ctx: Arc<AppContext>, mailbox: &str) {
     }
     let new = NewMessage {
         mailbox: box_id.clone(),
-        caller_number: call.info.caller_number.clone(),
-        caller_name: call.info.caller_name.clone(),
-        called_number: call.info.called_number.clone(),
-        call_id: call.info.call_id.clone(),
-        codec: call.info.codec.clone(),
+        caller_number: call.info().caller_number.clone(),
+        caller_name: call.info().caller_name.clone(),
+        called_number: call.info().called_number.clone(),
+        call_id: call.info().call_id.clone(),
+        codec: call.info().codec.clone(),
         started_at: jiff::Timestamp::now(),
     };
     let store = ctx.store.clone();

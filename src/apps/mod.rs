@@ -23,8 +23,8 @@ pub fn route(ctx: &AppContext, called: &str) -> Option<Route> {
 }
 
 /// Run the routed application to its end.
-pub async fn run(route: Route, call: Call, ctx: Arc<AppContext>) {
+pub async fn run(route: Route, mut call: Call, ctx: Arc<AppContext>) {
     match route {
-        Route::Deposit { mailbox } => deposit::run(call, ctx, &mailbox).await,
+        Route::Deposit { mailbox } => deposit::run(&mut call, ctx, &mailbox).await,
     }
 }

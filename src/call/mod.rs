@@ -48,6 +48,25 @@ pub enum Control {
     Accept(CallHandle),
 }
 
+/// What apps may do with a call. [`Call`] is the real one; tests use a
+/// scripted fake (`call::fake::FakeCall`) that presses keys and records what
+/// was played.
+#[allow(async_fn_in_trait)]
+pub trait CallApi {
+    fn info(&self) -> &CallInfo;
+    fn is_hung_up(&self) -> bool;
+    /// Play prompts to the end.
+    async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp>;
+    /// Play prompts; a digit in `interrupt` stops them (barge-in) and is returned.
+    async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp>;
+    /// Wait up to `timeout` for one digit (`None` on timeout).
+    async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp>;
+    /// Record until a stop digit, a limit, or hang-up; the writer comes back.
+    async fn record(&mut self, writer: MessageWriter, options: RecordOptions) -> Option<Recorded>;
+    /// End the call.
+    fn hangup(&mut self);
+}
+
 /// How a recording ended, with the writer to finish or discard.
 #[derive(Debug)]
 pub struct Recorded {
@@ -93,10 +112,6 @@ impl Call {
         }
     }
 
-    pub fn is_hung_up(&self) -> bool {
-        self.hung_up
-    }
-
     async fn next(&mut self) -> Next {
         tokio::select! {
             biased;
@@ -109,19 +124,6 @@ impl Call {
                 None => Next::Closed,
             },
         }
-    }
-
-    /// Play prompts to the end.
-    pub async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp> {
-        self.play_inner(items, "").await.map(|_| ())
-    }
-
-    /// Play prompts; a digit in `interrupt` stops them and is returned.
-    pub async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
-        if let Some(pos) = self.pending_digits.find(|c| interrupt.contains(c)) {
-            return Ok(Some(self.pending_digits.remove(pos)));
-        }
-        self.play_inner(items, interrupt).await
     }
 
     async fn play_inner(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
@@ -148,8 +150,36 @@ impl Call {
         }
     }
 
+
+    /// A digit that arrived by signalling (SIP INFO) joins the media path.
+    pub fn inject_digit(&self, digit: char, source: DtmfSource) {
+        self.media.digit(digit, source);
+    }
+}
+
+impl CallApi for Call {
+    fn info(&self) -> &CallInfo {
+        &self.info
+    }
+    fn is_hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// Play prompts to the end.
+    async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp> {
+        self.play_inner(items, "").await.map(|_| ())
+    }
+
+    /// Play prompts; a digit in `interrupt` stops them and is returned.
+    async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+        if let Some(pos) = self.pending_digits.find(|c| interrupt.contains(c)) {
+            return Ok(Some(self.pending_digits.remove(pos)));
+        }
+        self.play_inner(items, interrupt).await
+    }
+
     /// Wait up to `timeout` for one digit.
-    pub async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp> {
+    async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp> {
         if !self.pending_digits.is_empty() {
             return Ok(Some(self.pending_digits.remove(0)));
         }
@@ -174,7 +204,7 @@ impl Call {
     /// Record until a stop digit, the limits in `options`, or hang-up. The
     /// writer comes back (also after a hang-up) so no audio is lost; `None`
     /// only if the media engine itself went away.
-    pub async fn record(&mut self, writer: MessageWriter, options: RecordOptions) -> Option<Recorded> {
+    async fn record(&mut self, writer: MessageWriter, options: RecordOptions) -> Option<Recorded> {
         self.pending_digits.clear();
         self.media.record(writer, options);
         loop {
@@ -198,13 +228,9 @@ impl Call {
         }
     }
 
-    /// A digit that arrived by signalling (SIP INFO) joins the media path.
-    pub fn inject_digit(&self, digit: char, source: DtmfSource) {
-        self.media.digit(digit, source);
-    }
 
     /// End the call (BYE).
-    pub fn hangup(&mut self) {
+    fn hangup(&mut self) {
         if !self.hung_up {
             self.hung_up = true;
             let _ = self.control.send(Control::Hangup(self.info.handle));
@@ -218,3 +244,6 @@ impl Drop for Call {
         self.hangup();
     }
 }
+
+#[cfg(test)]
+pub mod fake;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CallApi, CallInfo, HungUp, Recorded};
+use super::{CallApi, CallInfo, HungUp, Recorded, TransferError};
 use crate::media::session::{RecordOptions, StopReason};
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::CallHandle;
@@ -31,6 +31,7 @@ pub enum Action {
     /// audio not in the catalogue). `interrupted_by` for barge-in.
     Played { names: Vec<String>, interrupted_by: Option<char> },
     Recorded { samples: u64, reason: StopReason },
+    Transferred(String),
     HungUp,
 }
 
@@ -207,6 +208,15 @@ impl CallApi for FakeCall {
         }
         self.log.push(Action::Recorded { samples, reason });
         Some(Recorded { writer, reason })
+    }
+
+    async fn transfer(&mut self, target: &str) -> Result<(), TransferError> {
+        if self.hung_up {
+            return Err(TransferError::HungUp);
+        }
+        self.log.push(Action::Transferred(target.to_string()));
+        self.hung_up = true;
+        Ok(())
     }
 
     fn hangup(&mut self) {

@@ -38,12 +38,27 @@ pub struct HungUp;
 #[derive(Debug)]
 pub enum CallSignal {
     Hangup,
+    /// The final answer to our REFER.
+    ReferResult(u16),
+    /// A REFER progress report (the sipfrag body of a NOTIFY).
+    ReferProgress(String),
+}
+
+/// A transfer the far end refused or never confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("the call has ended")]
+    HungUp,
+    #[error("transfer refused with {0}")]
+    Refused(u16),
 }
 
 /// What the app asks of the signalling side.
 #[derive(Debug)]
 pub enum Control {
     Hangup(CallHandle),
+    /// Blind transfer of an answered call (REFER).
+    Refer(CallHandle, String),
     /// Internal: answer a call after its configured delay.
     Accept(CallHandle),
 }
@@ -63,6 +78,8 @@ pub trait CallApi {
     async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp>;
     /// Record until a stop digit, a limit, or hang-up; the writer comes back.
     async fn record(&mut self, writer: MessageWriter, options: RecordOptions) -> Option<Recorded>;
+    /// Blind transfer (REFER) to a SIP URI; on success the call is over.
+    async fn transfer(&mut self, target: &str) -> Result<(), TransferError>;
     /// End the call.
     fn hangup(&mut self);
 }
@@ -141,7 +158,7 @@ impl Call {
                 Next::Media(SessionEvent::Dtmf { digit, .. }) if !interrupt.contains(digit) => {
                     self.pending_digits.push(digit);
                 }
-                Next::Media(_) => {}
+                Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
                 Next::Signal(CallSignal::Hangup) | Next::Closed => {
                     self.hung_up = true;
                     return Err(HungUp);
@@ -192,7 +209,7 @@ impl CallApi for Call {
             match next {
                 Err(_) => return Ok(None),
                 Ok(Next::Media(SessionEvent::Dtmf { digit, .. })) => return Ok(Some(digit)),
-                Ok(Next::Media(_)) => {}
+                Ok(Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_))) => {}
                 Ok(Next::Signal(CallSignal::Hangup) | Next::Closed) => {
                     self.hung_up = true;
                     return Err(HungUp);
@@ -212,7 +229,7 @@ impl CallApi for Call {
                 Next::Media(SessionEvent::RecordingStopped { writer, reason }) => {
                     return Some(Recorded { writer, reason });
                 }
-                Next::Media(_) => {}
+                Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
                 Next::Signal(CallSignal::Hangup) => {
                     // The session is being closed; it hands the writer back.
                     self.hung_up = true;
@@ -228,6 +245,47 @@ impl CallApi for Call {
         }
     }
 
+
+    async fn transfer(&mut self, target: &str) -> Result<(), TransferError> {
+        if self.hung_up {
+            return Err(TransferError::HungUp);
+        }
+        let _ = self.control.send(Control::Refer(self.info.handle, target.to_string()));
+        loop {
+            match self.next().await {
+                Next::Signal(CallSignal::ReferResult(status)) if (200..300).contains(&status) => break,
+                Next::Signal(CallSignal::ReferResult(status)) => return Err(TransferError::Refused(status)),
+                Next::Signal(CallSignal::Hangup) | Next::Closed => {
+                    self.hung_up = true;
+                    return Err(TransferError::HungUp);
+                }
+                _ => {}
+            }
+        }
+        // Accepted: wait (bounded) for the NOTIFY saying how the new call went.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Err(_) => break,
+                Ok(Next::Signal(CallSignal::ReferProgress(frag))) => {
+                    let status: u16 = frag.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    if status >= 300 {
+                        return Err(TransferError::Refused(status));
+                    }
+                    if status >= 200 {
+                        break;
+                    }
+                }
+                Ok(Next::Signal(CallSignal::Hangup) | Next::Closed) => {
+                    self.hung_up = true;
+                    return Ok(());
+                }
+                Ok(_) => {}
+            }
+        }
+        self.hangup();
+        Ok(())
+    }
 
     /// End the call (BYE).
     fn hangup(&mut self) {

@@ -113,6 +113,13 @@ impl Signalling {
         let now = Instant::now();
         match c {
             Control::Hangup(h) => self.endpoint.hangup(now, h),
+            Control::Refer(h, target) => {
+                if !self.endpoint.refer(now, h, &target)
+                    && let Some(tx) = self.calls.get(&h).and_then(|c| c.signals.as_ref())
+                {
+                    let _ = tx.send(CallSignal::ReferResult(481));
+                }
+            }
             Control::Accept(h) => {
                 if let Some(cc) = self.calls.get(&h) {
                     let answer = cc.answer.clone();
@@ -135,6 +142,11 @@ impl Signalling {
                     cc.media.digit(digit, DtmfSource::SipInfo);
                 }
             }
+            SipEvent::ReferResult { call, status } => self.signal(call, CallSignal::ReferResult(status)),
+            SipEvent::Notify { call, body, .. } => {
+                let frag = String::from_utf8_lossy(&body).lines().next().unwrap_or_default().to_string();
+                self.signal(call, CallSignal::ReferProgress(frag));
+            }
             SipEvent::Terminated { call, reason } => {
                 tracing::info!(call = call.0, ?reason, "call ended");
                 if let Some(mut cc) = self.calls.remove(&call) {
@@ -147,6 +159,12 @@ impl Signalling {
                     }
                 }
             }
+        }
+    }
+
+    fn signal(&self, call: CallHandle, signal: CallSignal) {
+        if let Some(tx) = self.calls.get(&call).and_then(|c| c.signals.as_ref()) {
+            let _ = tx.send(signal);
         }
     }
 

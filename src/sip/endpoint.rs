@@ -72,6 +72,8 @@ pub enum EndReason {
     NoAck,
     /// We rejected the call.
     Rejected,
+    /// We redirected the call (302) before answering.
+    Redirected,
 }
 
 /// What the application hears from the endpoint.
@@ -97,6 +99,14 @@ pub enum SipEvent {
     Info {
         call: CallHandle,
         content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    /// The final answer to our REFER (202 accepted; 408 if none came).
+    ReferResult { call: CallHandle, status: u16 },
+    /// A NOTIFY in the dialog (the progress of a REFER), already answered 200.
+    Notify {
+        call: CallHandle,
+        event: Option<String>,
         body: Vec<u8>,
     },
     /// The call is over; sent exactly once per call.
@@ -161,6 +171,10 @@ struct Call {
     reoffer: Option<PendingReoffer>,
     /// Our BYE, resent until answered (timers E/F).
     bye: Option<(String, Retransmit)>,
+    /// Our REFER, likewise.
+    refer: Option<(String, Retransmit)>,
+    /// The INVITE transaction keys filed under this call (initial, re-INVITEs).
+    invite_keys: Vec<TxKey>,
     /// When an ended call's state is forgotten.
     linger_until: Option<Instant>,
     /// The key this call is filed under in the timer index.
@@ -173,6 +187,7 @@ impl Call {
         [
             self.retransmit.as_ref().map(Retransmit::next_wakeup),
             self.bye.as_ref().map(|(_, r)| r.next_wakeup()),
+            self.refer.as_ref().map(|(_, r)| r.next_wakeup()),
             self.linger_until,
         ]
         .into_iter()
@@ -195,6 +210,8 @@ pub struct Endpoint {
     /// (timer J), with the instant they are forgotten.
     non_invite: HashMap<(String, String, Method), Vec<u8>>,
     non_invite_expiry: VecDeque<(Instant, (String, String, Method))>,
+    /// Our client transactions (BYE, REFER) by branch, to match responses.
+    client_branches: HashMap<String, CallHandle>,
     /// (wakeup, call) for every call with a timer running.
     timers: BTreeSet<(Instant, CallHandle)>,
     transmits: VecDeque<Transmit>,
@@ -211,6 +228,7 @@ impl Endpoint {
             dialogs: HashMap::new(),
             non_invite: HashMap::new(),
             non_invite_expiry: VecDeque::new(),
+            client_branches: HashMap::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -339,7 +357,7 @@ impl Endpoint {
             .header("Server", &self.config.user_agent)
             .build();
         self.send_response(peer, trying.clone());
-        self.invites.insert(key, handle);
+        self.invites.insert(key.clone(), handle);
         self.dialogs
             .insert((req.call_id.clone(), local_tag.clone()), handle);
         let call = Call {
@@ -355,6 +373,8 @@ impl Endpoint {
             awaiting_ack_cseq: None,
             reoffer: None,
             bye: None,
+            refer: None,
+            invite_keys: vec![key],
             linger_until: None,
             timer_key: None,
             terminated_sent: false,
@@ -393,8 +413,9 @@ impl Endpoint {
         }
         call.remote_cseq = req.cseq;
         let sdp = req.sdp().map(str::to_string);
-        self.invites.insert(key, handle);
+        self.invites.insert(key.clone(), handle);
         let call = self.calls.get_mut(&handle).expect("present");
+        call.invite_keys.push(key);
         call.reoffer = Some(PendingReoffer { request: req, peer });
         let _ = now;
         self.events.push_back(SipEvent::Reoffer { call: handle, sdp });
@@ -520,6 +541,15 @@ impl Endpoint {
                 let data = b.build();
                 self.finish_non_invite(now, peer, &req, data);
             }
+            Method::Notify if handle.is_some() => {
+                let data = ResponseBuilder::new(&req, peer.remote, 200, "OK").header("Server", &ua).build();
+                self.finish_non_invite(now, peer, &req, data);
+                self.events.push_back(SipEvent::Notify {
+                    call: handle.expect("checked"),
+                    event: req.header("Event").map(str::to_string),
+                    body: req.body.clone(),
+                });
+            }
             Method::Bye | Method::Info | Method::Update if in_dialog => {
                 let Some(handle) = handle else {
                     let data = ResponseBuilder::new(&req, peer.remote, 481, "Call/Transaction Does Not Exist")
@@ -617,16 +647,20 @@ impl Endpoint {
         if status < 200 {
             return;
         }
-        let found = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.bye.as_ref().is_some_and(|(b, _)| b == branch))
-            .map(|(h, _)| *h);
-        if let Some(handle) = found {
-            let call = self.calls.get_mut(&handle).expect("present");
+        let Some(handle) = self.client_branches.remove(branch) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.bye.as_ref().is_some_and(|(b, _)| b == branch) {
             call.bye = None;
             self.linger(now, handle);
             self.terminate(handle, EndReason::LocalBye);
+        } else if call.refer.as_ref().is_some_and(|(b, _)| b == branch) {
+            call.refer = None;
+            self.reschedule(handle);
+            self.events.push_back(SipEvent::ReferResult { call: handle, status });
         }
     }
 
@@ -763,7 +797,8 @@ impl Endpoint {
         }
     }
 
-    fn send_bye(&mut self, now: Instant, handle: CallHandle) {
+    /// Build an in-dialog request from our side and register its branch.
+    fn dialog_request(&mut self, handle: CallHandle, method: &str, extra: &str) -> (String, Vec<u8>) {
         let call = self.calls.get_mut(&handle).expect("caller checked");
         call.local_cseq += 1;
         let branch = format!("z9hG4bK{}", random_token());
@@ -771,7 +806,7 @@ impl Endpoint {
         let mut s = String::with_capacity(400);
         let _ = write!(
             s,
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
             call.peer.transport.via_name(),
             call.peer.local
         );
@@ -782,11 +817,17 @@ impl Endpoint {
         // From is our side (the INVITE's To plus our tag); To is theirs.
         let _ = write!(
             s,
-            "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nUser-Agent: {}\r\nContent-Length: 0\r\n\r\n",
+            "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n{extra}User-Agent: {}\r\nContent-Length: 0\r\n\r\n",
             call.invite.to, call.local_tag, call.invite.from, call.invite.call_id, call.local_cseq,
             self.config.user_agent
         );
-        let data = s.into_bytes();
+        self.client_branches.insert(branch.clone(), handle);
+        (branch, s.into_bytes())
+    }
+
+    fn send_bye(&mut self, now: Instant, handle: CallHandle) {
+        let (branch, data) = self.dialog_request(handle, "BYE", "");
+        let call = self.calls.get_mut(&handle).expect("caller checked");
         // In-dialog requests go back along the path the INVITE came from:
         // the caller's (or its proxy's) source address, which also works
         // behind NAT where the Contact would not.
@@ -800,6 +841,56 @@ impl Endpoint {
         let peer = call.peer;
         self.transmits.push_back(Transmit { peer, data });
         self.reschedule(handle);
+    }
+
+    /// Blind transfer of an answered call (RFC 3515): REFER the caller to
+    /// `target`. The answer arrives as [`SipEvent::ReferResult`], progress as
+    /// [`SipEvent::Notify`].
+    pub fn refer(&mut self, now: Instant, handle: CallHandle, target: &str) -> bool {
+        let Some(call) = self.calls.get(&handle) else {
+            return false;
+        };
+        if call.state != CallState::Confirmed || call.refer.is_some() {
+            return false;
+        }
+        let extra = format!("Refer-To: <{target}>\r\nContact: {}\r\n", call.local_contact);
+        let (branch, data) = self.dialog_request(handle, "REFER", &extra);
+        let call = self.calls.get_mut(&handle).expect("checked above");
+        call.refer = Some((
+            branch,
+            Retransmit::new(data.clone(), now, &self.config.timers, call.peer.transport.is_reliable()),
+        ));
+        let peer = call.peer;
+        self.transmits.push_back(Transmit { peer, data });
+        self.reschedule(handle);
+        true
+    }
+
+    /// Redirect a call not yet answered: 302 with `target` as Contact.
+    pub fn redirect(&mut self, now: Instant, handle: CallHandle, target: &str) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.state != CallState::Proceeding {
+            return;
+        }
+        let data = ResponseBuilder::new(&call.invite, call.peer.remote, 302, "Moved Temporarily")
+            .to_tag(&call.local_tag)
+            .header("Contact", &format!("<{target}>"))
+            .header("Server", &self.config.user_agent)
+            .build();
+        call.state = CallState::Rejected;
+        call.last_response = Some(data.clone());
+        call.retransmit = Some(Retransmit::new(
+            data.clone(),
+            now,
+            &self.config.timers,
+            call.peer.transport.is_reliable(),
+        ));
+        let peer = call.peer;
+        self.send_response(peer, data);
+        self.reschedule(handle);
+        self.terminate(handle, EndReason::Redirected);
     }
 
     fn end_dialog(&mut self, now: Instant, handle: CallHandle) {
@@ -847,7 +938,12 @@ impl Endpoint {
                 self.timers.remove(&(at, handle));
             }
             self.dialogs.remove(&(call.invite.call_id.clone(), call.local_tag.clone()));
-            self.invites.retain(|_, h| *h != handle);
+            for key in &call.invite_keys {
+                self.invites.remove(key);
+            }
+            for (b, _) in [call.bye, call.refer].into_iter().flatten() {
+                self.client_branches.remove(&b);
+            }
         }
     }
 
@@ -898,6 +994,15 @@ impl Endpoint {
                 }
             }
         }
+        let mut refer_gone = false;
+        if let Some((_, r)) = call.refer.as_mut() {
+            if r.due(now, &timers) {
+                resend.push(r.data.clone());
+            } else if r.expired(now) {
+                call.refer = None;
+                refer_gone = true;
+            }
+        }
         if let Some((_, r)) = call.bye.as_mut() {
             if r.due(now, &timers) {
                 resend.push(r.data.clone());
@@ -908,11 +1013,15 @@ impl Endpoint {
         }
         let linger_over = call.linger_until.is_some_and(|t| now >= t)
             && call.retransmit.is_none()
-            && call.bye.is_none();
+            && call.bye.is_none()
+            && call.refer.is_none();
         let ended_unlingering =
             call.state == CallState::Ended && call.linger_until.is_none() && call.bye.is_none();
         for data in resend {
             self.transmits.push_back(Transmit { peer, data });
+        }
+        if refer_gone {
+            self.events.push_back(SipEvent::ReferResult { call: handle, status: 408 });
         }
         if no_ack {
             tracing::warn!(call = handle.0, "no ACK for our 2xx; hanging up");

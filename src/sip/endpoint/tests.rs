@@ -268,3 +268,49 @@ fn malformed_gets_400_and_garbage_is_dropped() {
     assert!(h.sent().is_empty());
     assert!(h.events().is_empty());
 }
+
+#[test]
+fn refer_and_notify_after_answer() {
+    let mut h = Harness::new();
+    let (call, tag) = h.answered_call();
+    h.feed(&in_dialog("ACK", "z9hG4bK-ack", 1, &tag, ""));
+    h.events();
+    assert!(h.ep.refer(h.now, call, "sip:sales@127.0.0.1"));
+    let refer = h.sent().pop().unwrap();
+    assert!(refer.starts_with("REFER sip:2000@127.0.0.1:5070 SIP/2.0"));
+    assert!(refer.contains("Refer-To: <sip:sales@127.0.0.1>"));
+    let branch = refer.split("branch=").nth(1).unwrap().split(';').next().unwrap();
+    let cseq = refer.split("CSeq: ").nth(1).unwrap().split(' ').next().unwrap();
+    h.feed(&format!(
+        "SIP/2.0 202 Accepted\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:1001@127.0.0.1>;tag={tag}\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: {cseq} REFER\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(matches!(h.events().pop(), Some(SipEvent::ReferResult { status: 202, .. })));
+    let notify = in_dialog("NOTIFY", "z9hG4bK-n", 2, &tag, "")
+        .replace("Content-Length: 0", "Event: refer\r\nContent-Type: message/sipfrag\r\nContent-Length: 16")
+        + "SIP/2.0 200 OK\r\n";
+    h.feed(&notify);
+    assert_eq!(status(&h.sent().pop().unwrap()), 200);
+    match h.events().pop() {
+        Some(SipEvent::Notify { event: Some(e), body, .. }) => {
+            assert_eq!(e, "refer");
+            assert!(body.starts_with(b"SIP/2.0 200"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn redirect_before_answer_is_302() {
+    let mut h = Harness::new();
+    h.feed(&invite("z9hG4bK-r", true));
+    let call = match h.events().pop() {
+        Some(SipEvent::IncomingCall { call, .. }) => call,
+        other => panic!("{other:?}"),
+    };
+    h.sent();
+    h.ep.redirect(h.now, call, "sip:operator@127.0.0.1");
+    let r = h.sent().pop().unwrap();
+    assert_eq!(status(&r), 302);
+    assert!(r.contains("Contact: <sip:operator@127.0.0.1>"));
+    assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { reason: EndReason::Redirected, .. })));
+}

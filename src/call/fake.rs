@@ -2,7 +2,6 @@
 //! from a script and keeps a log of everything the app played and recorded.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CallApi, CallInfo, HungUp, Recorded, TransferError};

@@ -12,6 +12,7 @@ use crate::store::MessageWriter;
 
 use super::dtmf::{DtmfSource, Rfc4733Receiver};
 use super::g711::G711;
+use super::inband::InbandDetector;
 use super::jitter::JitterBuffer;
 use super::rtp::{self, RtpSender};
 
@@ -94,6 +95,8 @@ pub struct RtpSession {
     sender: RtpSender,
     jitter: JitterBuffer,
     dtmf: Rfc4733Receiver,
+    /// In-band (Goertzel) detection, for calls without telephone-event.
+    inband: InbandDetector,
     playback: Option<Playback>,
     talking: bool,
     recording: Option<Recording>,
@@ -110,8 +113,9 @@ impl RtpSession {
             params,
             latched: None,
             sender: RtpSender::new(rand::random(), rand::random(), rand::random()),
-            jitter: JitterBuffer::new(3),
+            jitter: JitterBuffer::new(5),
             dtmf: Rfc4733Receiver::new(),
+            inband: InbandDetector::new(),
             playback: None,
             talking: false,
             recording: None,
@@ -181,6 +185,9 @@ impl RtpSession {
             packet.header.marker,
             packet.payload,
         );
+        // Release in-order audio at once: only packets waiting for a missing
+        // one stay in the buffer, so a burst after a stall is never dropped.
+        self.drain_jitter(events);
     }
 
     /// A digit from any source (RTP events here, SIP INFO via the engine).
@@ -265,20 +272,22 @@ impl RtpSession {
     /// One 20 ms step: record what arrived, then return the packet to send.
     pub fn on_tick(&mut self, events: &mut Vec<SessionEvent>) -> Option<(SocketAddr, &[u8])> {
         self.drain_jitter(events);
+        self.account_silence(events);
         self.next_packet(events)
     }
 
     fn drain_jitter(&mut self, events: &mut Vec<SessionEvent>) {
         let codec = self.params.map(|p| p.codec).unwrap_or(G711::Pcmu);
-        if let Some(r) = self.recording.as_mut() {
-            r.heard_this_tick = false;
-        }
+        let inband = self.params.is_some_and(|p| p.telephone_event.is_none());
         loop {
             let Some(frame) = self.jitter.pop() else { break };
             self.stats.lost += frame.lost_before as u64;
             self.decoded.clear();
             codec.decode(frame.payload, &mut self.decoded);
             let lost = frame.lost_before as usize;
+            if inband && let Some(digit) = self.inband.process(&self.decoded) {
+                self.on_digit(digit, DtmfSource::Inband, events);
+            }
             let Some(rec) = self.recording.as_mut() else {
                 continue;
             };
@@ -312,11 +321,16 @@ impl RtpSession {
                 self.stop_recording(reason, events);
             }
         }
-        // Silence suppression sends nothing: a tick without audio is silence too.
+    }
+
+    /// Once per tick: silence suppression sends nothing, so a tick without
+    /// audio counts as silence too.
+    fn account_silence(&mut self, events: &mut Vec<SessionEvent>) {
         if let Some(rec) = self.recording.as_mut() {
             if !rec.heard_this_tick {
                 rec.silent_samples += FRAME_SAMPLES as u64;
             }
+            rec.heard_this_tick = false;
             let timeout = rec.options.silence_timeout_samples;
             if timeout > 0 && rec.silent_samples >= timeout {
                 self.stop_recording(StopReason::Silence, events);

@@ -188,3 +188,33 @@ fn foreign_payloads_and_garbage_are_ignored() {
     assert_eq!(s.stats().ignored, 2);
     assert_eq!(s.destination(), params().remote, "garbage does not move the latch");
 }
+
+#[test]
+fn inband_digits_without_telephone_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, w) = writer(dir.path());
+    let mut s = RtpSession::new(Some(MediaParams { telephone_event: None, ..params() }));
+    let mut ev = Vec::new();
+    s.start_recording(w, options(), &mut ev);
+    let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    // 200 ms of '#' then 200 ms of silence, as PCMU packets.
+    let mut pcm = crate::media::tone::dtmf_tone('#', 200, 12000).unwrap();
+    pcm.extend(crate::media::tone::silence(200));
+    let mut seq = 1u16;
+    for chunk in pcm.chunks(FRAME_SAMPLES) {
+        let mut payload = Vec::new();
+        G711::Pcmu.encode(chunk, &mut payload);
+        s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &payload), &mut ev);
+        s.on_tick(&mut ev);
+        seq += 1;
+    }
+    let digits: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Dtmf { digit, source } => Some((*digit, *source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec![('#', DtmfSource::Inband)]);
+    assert!(ev.iter().any(|e| matches!(e, SessionEvent::RecordingStopped { reason: StopReason::Digit('#'), .. })));
+}

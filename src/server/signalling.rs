@@ -142,6 +142,11 @@ impl Signalling {
                     cc.media.digit(digit, DtmfSource::SipInfo);
                 }
             }
+            SipEvent::Request { id, .. } => {
+                // No registrar or MWI configured yet.
+                self.endpoint.respond(now, id, 405, "Method Not Allowed", None, &[("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into())]);
+            }
+            SipEvent::RequestResult { .. } => {}
             SipEvent::ReferResult { call, status } => self.signal(call, CallSignal::ReferResult(status)),
             SipEvent::Notify { call, body, .. } => {
                 let frag = String::from_utf8_lossy(&body).lines().next().unwrap_or_default().to_string();

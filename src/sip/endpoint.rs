@@ -53,6 +53,10 @@ pub struct Peer {
     pub connection: u64,
 }
 
+/// A request handed to the application, or one it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
 /// Bytes to send.
 #[derive(Debug, Clone)]
 pub struct Transmit {
@@ -109,6 +113,14 @@ pub enum SipEvent {
         event: Option<String>,
         body: Vec<u8>,
     },
+    /// A REGISTER or SUBSCRIBE for the application; answer with `respond`.
+    Request {
+        id: RequestId,
+        request: Box<SipRequest>,
+        peer: Peer,
+    },
+    /// The final status of a request sent with `send_request` (408 on timeout).
+    RequestResult { id: RequestId, status: u16 },
     /// The call is over; sent exactly once per call.
     Terminated { call: CallHandle, reason: EndReason },
 }
@@ -117,6 +129,9 @@ pub enum SipEvent {
 pub struct EndpointConfig {
     pub user_agent: String,
     pub timers: TimerConfig,
+    /// Hand REGISTER and SUBSCRIBE to the application (registrar, MWI)
+    /// instead of answering 405.
+    pub delegate_register_subscribe: bool,
 }
 
 impl Default for EndpointConfig {
@@ -124,6 +139,7 @@ impl Default for EndpointConfig {
         EndpointConfig {
             user_agent: "voxmail".into(),
             timers: TimerConfig::default(),
+            delegate_register_subscribe: false,
         }
     }
 }
@@ -212,6 +228,12 @@ pub struct Endpoint {
     non_invite_expiry: VecDeque<(Instant, (String, String, Method))>,
     /// Our client transactions (BYE, REFER) by branch, to match responses.
     client_branches: HashMap<String, CallHandle>,
+    /// Requests handed to the application, waiting for `respond`.
+    delegated: HashMap<RequestId, (SipRequest, Peer)>,
+    /// Requests the application sent outside calls (NOTIFY), by branch.
+    outgoing: HashMap<String, (RequestId, Peer, Retransmit)>,
+    outgoing_timers: BTreeSet<(Instant, String)>,
+    next_request: u64,
     /// (wakeup, call) for every call with a timer running.
     timers: BTreeSet<(Instant, CallHandle)>,
     transmits: VecDeque<Transmit>,
@@ -229,6 +251,10 @@ impl Endpoint {
             non_invite: HashMap::new(),
             non_invite_expiry: VecDeque::new(),
             client_branches: HashMap::new(),
+            delegated: HashMap::new(),
+            outgoing: HashMap::new(),
+            outgoing_timers: BTreeSet::new(),
+            next_request: 1,
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -247,7 +273,8 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let call = self.timers.first().map(|(t, _)| *t);
         let cache = self.non_invite_expiry.front().map(|(t, _)| *t);
-        call.into_iter().chain(cache).min()
+        let out = self.outgoing_timers.first().map(|(t, _)| *t);
+        call.into_iter().chain(cache).chain(out).min()
     }
 
     /// Calls with any state kept (including lingering ones).
@@ -621,6 +648,12 @@ impl Endpoint {
                 let data = self.simple_response(&req, peer, 481, "Call/Transaction Does Not Exist");
                 self.finish_non_invite(now, peer, &req, data);
             }
+            Method::Register | Method::Subscribe if self.config.delegate_register_subscribe => {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                self.delegated.insert(id, (req.clone(), peer));
+                self.events.push_back(SipEvent::Request { id, request: Box::new(req), peer });
+            }
             _ => {
                 // REGISTER, SUBSCRIBE, MESSAGE, PUBLISH, REFER: known, not served here.
                 let data = ResponseBuilder::new(&req, peer.remote, 405, "Method Not Allowed")
@@ -647,6 +680,11 @@ impl Endpoint {
         if status < 200 {
             return;
         }
+        if let Some((id, _, r)) = self.outgoing.remove(branch) {
+            self.outgoing_timers.remove(&(r.next_wakeup(), branch.to_string()));
+            self.events.push_back(SipEvent::RequestResult { id, status });
+            return;
+        }
         let Some(handle) = self.client_branches.remove(branch) else {
             return;
         };
@@ -665,6 +703,44 @@ impl Endpoint {
     }
 
     // ---- the application's side ----
+
+    /// Answer a delegated REGISTER/SUBSCRIBE. `to_tag` is added to To when it
+    /// has none (a SUBSCRIBE creates a dialog); `headers` are added as given.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        headers: &[(&str, String)],
+    ) {
+        let Some((req, peer)) = self.delegated.remove(&id) else {
+            return;
+        };
+        let mut b = ResponseBuilder::new(&req, peer.remote, status, reason);
+        if let Some(tag) = to_tag {
+            b = b.to_tag(tag);
+        }
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        let data = b.header("Server", &self.config.user_agent).build();
+        self.finish_non_invite(now, peer, &req, data);
+    }
+
+    /// Send a request the application built (a NOTIFY), with retransmission
+    /// on UDP; its top Via branch must be unique. The outcome comes back as
+    /// [`SipEvent::RequestResult`].
+    pub fn send_request(&mut self, now: Instant, peer: Peer, branch: &str, data: Vec<u8>) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let r = Retransmit::new(data.clone(), now, &self.config.timers, peer.transport.is_reliable());
+        self.outgoing_timers.insert((r.next_wakeup(), branch.to_string()));
+        self.outgoing.insert(branch.to_string(), (id, peer, r));
+        self.transmits.push_back(Transmit { peer, data });
+        id
+    }
 
     /// Send 180 Ringing.
     pub fn ring(&mut self, call: CallHandle) {
@@ -948,6 +1024,29 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, branch)) = self.outgoing_timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.outgoing_timers.remove(&(at, branch.clone()));
+            let timers = self.config.timers;
+            let Some((id, peer, r)) = self.outgoing.get_mut(&branch) else {
+                continue;
+            };
+            if r.due(now, &timers) {
+                let data = r.data.clone();
+                let (peer, next) = (*peer, r.next_wakeup());
+                self.transmits.push_back(Transmit { peer, data });
+                self.outgoing_timers.insert((next, branch));
+            } else if r.expired(now) {
+                let id = *id;
+                self.outgoing.remove(&branch);
+                self.events.push_back(SipEvent::RequestResult { id, status: 408 });
+            } else {
+                let next = r.next_wakeup();
+                self.outgoing_timers.insert((next, branch));
+            }
+        }
         while let Some((at, key)) = self.non_invite_expiry.front() {
             if *at > now {
                 break;

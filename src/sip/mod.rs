@@ -12,5 +12,5 @@ pub mod message;
 pub mod timers;
 pub mod transport;
 
-pub use endpoint::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent, Transmit, TransportKind};
+pub use endpoint::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, RequestId, SipEvent, Transmit, TransportKind};
 pub use message::SipRequest;

@@ -314,3 +314,41 @@ fn redirect_before_answer_is_302() {
     assert!(r.contains("Contact: <sip:operator@127.0.0.1>"));
     assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { reason: EndReason::Redirected, .. })));
 }
+
+#[test]
+fn delegated_subscribe_and_outgoing_notify() {
+    let mut h = Harness { ep: Endpoint::new(EndpointConfig { delegate_register_subscribe: true, ..EndpointConfig::default() }), now: Instant::now() };
+    let sub = invite("z9hG4bK-s", false)
+        .replace("INVITE sip", "SUBSCRIBE sip")
+        .replace("1 INVITE", "1 SUBSCRIBE")
+        .replace("Content-Length: 0", "Event: message-summary\r\nExpires: 3600\r\nContent-Length: 0");
+    h.feed(&sub);
+    assert!(h.sent().is_empty(), "the application answers");
+    let id = match h.events().pop() {
+        Some(SipEvent::Request { id, request, .. }) => {
+            assert_eq!(request.header("Event"), Some("message-summary"));
+            id
+        }
+        other => panic!("{other:?}"),
+    };
+    h.ep.respond(h.now, id, 200, "OK", Some("sub-tag"), &[("Expires", "3600".into())]);
+    let ok = h.sent().pop().unwrap();
+    assert_eq!(status(&ok), 200);
+    assert!(ok.contains(";tag=sub-tag") && ok.contains("Expires: 3600"));
+    h.feed(&sub);
+    assert_eq!(status(&h.sent().pop().unwrap()), 200, "retransmission answered from cache");
+    // An outgoing NOTIFY is resent until answered.
+    let notify = "NOTIFY sip:2000@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-n1\r\nFrom: <sip:1001@127.0.0.1>;tag=sub-tag\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n";
+    let nid = h.ep.send_request(h.now, peer(), "z9hG4bK-n1", notify.as_bytes().to_vec());
+    assert_eq!(h.sent().len(), 1);
+    h.advance(Duration::from_millis(600));
+    assert_eq!(h.sent().len(), 1, "resent at T1");
+    h.feed("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-n1\r\nFrom: <sip:1001@127.0.0.1>;tag=sub-tag\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n");
+    assert!(matches!(h.events().pop(), Some(SipEvent::RequestResult { id, status: 200 }) if id == nid));
+    h.advance(Duration::from_secs(40));
+    assert!(h.sent().is_empty());
+    // Unanswered: 408 after 64*T1.
+    let nid2 = h.ep.send_request(h.now, peer(), "z9hG4bK-n2", notify.replace("n1", "n2").into_bytes());
+    h.advance(Duration::from_secs(33));
+    assert!(h.events().iter().any(|e| matches!(e, SipEvent::RequestResult { id, status: 408 } if *id == nid2)));
+}

@@ -407,6 +407,14 @@ impl Endpoint {
             terminated_sent: false,
         };
         self.calls.insert(handle, call);
+        let body_type = req.content_type.clone().unwrap_or_default();
+        if !req.body.is_empty() && req.sdp().is_none() {
+            // An offer we cannot read (RFC 3261 §21.4.13); the app never sees it.
+            tracing::debug!(content_type = %body_type, "415 for an INVITE body that is not SDP");
+            self.final_non2xx(now, handle, 415, "Unsupported Media Type");
+            self.calls.get_mut(&handle).expect("just inserted").terminated_sent = true;
+            return;
+        }
         self.events.push_back(SipEvent::IncomingCall {
             call: handle,
             request: Box::new(req),

@@ -169,6 +169,23 @@ fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
+/// Every line that looks like a header, skipping the ones that do not:
+/// enough to answer a message that failed the strict checks.
+fn read_headers_lenient(header_text: &str) -> RawHeaders {
+    RawHeaders {
+        headers: header_text
+            .split('\n')
+            .filter_map(|l| {
+                let l = l.strip_suffix('\r').unwrap_or(l);
+                let (n, v) = l.split_once(':')?;
+                let n = n.trim_end();
+                (!n.is_empty() && n.bytes().all(is_token_char))
+                    .then(|| (expand_compact(n).to_string(), v.trim().to_string()))
+            })
+            .collect(),
+    }
+}
+
 /// The header lines of a message (unfolded, compact names expanded), or
 /// nothing if the header section cannot be read.
 pub fn read_headers(buf: &[u8]) -> RawHeaders {
@@ -202,7 +219,9 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, Rejection> {
     let section = std::str::from_utf8(&rest[..hend])
         .map_err(|_| respond(400, "Header section is not UTF-8"))?;
     let (_, header_text) = section.split_once('\n').unwrap_or((section, ""));
-    let headers = parse_raw_headers(header_text).map_err(|e| respond(400, e))?;
+    // Only Content-Length matters for framing; other defects are judged by
+    // `inspect` once the frame is cut, so they get a proper 400.
+    let headers = parse_raw_headers(header_text).unwrap_or_else(|_| read_headers_lenient(header_text));
     let len = match headers.get("Content-Length") {
         None => return Err(respond(400, "Missing Content-Length on a stream transport")),
         Some(v) => v
@@ -239,23 +258,17 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
     };
     let (start_line, header_text) = section.split_once('\n').unwrap_or((section, ""));
     let start_line = start_line.strip_suffix('\r').unwrap_or(start_line);
+    if header_text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
+    {
+        return Err((respond(400, "Control character in a header"), read_headers_lenient(header_text)));
+    }
     let headers = match parse_raw_headers(header_text) {
         Ok(h) => h,
         Err(e) => {
             // Salvage what we can: a response needs Via, From, To, Call-ID, CSeq.
-            let salvaged = RawHeaders {
-                headers: header_text
-                    .split('\n')
-                    .filter_map(|l| {
-                        let l = l.strip_suffix('\r').unwrap_or(l);
-                        let (n, v) = l.split_once(':')?;
-                        let n = n.trim_end();
-                        (!n.is_empty() && n.bytes().all(is_token_char))
-                            .then(|| (expand_compact(n).to_string(), v.trim().to_string()))
-                    })
-                    .collect(),
-            };
-            return Err((respond(400, e), salvaged));
+            return Err((respond(400, e), read_headers_lenient(header_text)));
         }
     };
 
@@ -283,6 +296,20 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
     }
     if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err((respond(400, "Malformed Request-URI"), headers));
+    }
+    let scheme = uri.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
+        return Err((respond(416, "Unsupported URI Scheme"), headers));
+    }
+    if let Err(why) = check_uri(uri) {
+        return Err((respond(400, why), headers));
+    }
+    for name in ["From", "To"] {
+        if let Some(v) = headers.get(name)
+            && let Err(why) = check_name_addr(v)
+        {
+            return Err((respond(400, format!("Malformed {name}: {why}")), headers));
+        }
     }
     if version != "SIP/2.0" {
         if version.starts_with("SIP/") {
@@ -333,6 +360,60 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
         is_request: true,
         method: KNOWN_METHODS.iter().copied().find(|m| *m == method),
     })
+}
+
+/// What the lenient parser lets through but RFC 3261's grammar does not:
+/// angle brackets or quotes in a bare URI, an unclosed IPv6 reference, and
+/// bad %-escapes.
+fn check_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.contains(['<', '>', '"']) {
+        return Err("Malformed Request-URI: reserved character");
+    }
+    let opens = uri.matches('[').count();
+    if opens != uri.matches(']').count() || opens > 1 {
+        return Err("Malformed Request-URI: unbalanced IPv6 brackets");
+    }
+    let bytes = uri.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%' && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            return Err("Malformed Request-URI: bad %-escape");
+        }
+    }
+    Ok(())
+}
+
+/// Quotes and angle brackets of a From/To value must balance.
+fn check_name_addr(value: &str) -> Result<(), &'static str> {
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut depth = 0i32;
+    for c in value.chars() {
+        if in_quote {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_quote = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_quote = true,
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err("unbalanced angle brackets");
+        }
+    }
+    if in_quote {
+        return Err("unterminated quoted string");
+    }
+    if depth != 0 {
+        return Err("unbalanced angle brackets");
+    }
+    Ok(())
 }
 
 /// The body length to use. On UDP a missing Content-Length means "the rest
@@ -462,5 +543,16 @@ mod tests {
         assert_eq!(stream_frame_len(with_body.as_bytes()).unwrap(), None);
         let full = format!("{with_body}abcd");
         assert_eq!(stream_frame_len(full.as_bytes()).unwrap(), Some(full.len()));
+    }
+
+    #[test]
+    fn uri_and_name_addr_checks() {
+        assert_eq!(status_of(&OPTIONS.replace("OPTIONS sip:1001@127.0.0.1", "OPTIONS nosuch:1001@127.0.0.1")), Some(416));
+        assert_eq!(status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@[127.0.0.1;x=%ZZ SIP")), Some(400));
+        assert_eq!(status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@127.0.0.1;x=%4 SIP")), Some(400));
+        assert_eq!(status_of(&OPTIONS.replace("From: <sip:a@127.0.0.1>", "From: \"Bob <sip:a@127.0.0.1>")), Some(400));
+        assert_eq!(status_of(&OPTIONS.replace("From: <sip:a@127.0.0.1>", "From: \"B \\\" b\" <sip:a@127.0.0.1>")), None);
+        assert_eq!(status_of(&OPTIONS.replace("OPTIONS sip:1001@127.0.0.1", "OPTIONS tel:+3225550100")), None);
+        assert_eq!(status_of(&OPTIONS.replace("Call-ID: abc", "Call-ID: a\u{0}bc")), Some(400));
     }
 }

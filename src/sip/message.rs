@@ -189,6 +189,8 @@ pub struct ResponseBuilder<'a> {
     to: String,
     call_id: &'a str,
     cseq: String,
+    /// Error answers may lack headers the request lacked.
+    partial: bool,
     extra: String,
     body: Option<(&'a str, &'a [u8])>,
 }
@@ -207,12 +209,15 @@ impl<'a> ResponseBuilder<'a> {
             to: req.to.clone(),
             call_id: &req.call_id,
             cseq: format!("{} {}", req.cseq, req.method),
+            partial: false,
             extra: String::new(),
             body: None,
         }
     }
 
-    /// Build from raw headers (error responses to messages the parser never saw).
+    /// Build from raw headers (error responses to messages the parser never
+    /// saw). Only a Via is needed to route the answer; From, To, Call-ID and
+    /// CSeq are copied when the request had them.
     pub fn from_raw(raw: &'a RawHeaders, source: SocketAddr, status: u16, reason: &'a str) -> Option<Self> {
         let mut via: Vec<String> = raw.all("Via").flat_map(split_comma_list).collect();
         let top = via.first_mut()?;
@@ -221,17 +226,18 @@ impl<'a> ResponseBuilder<'a> {
             status,
             reason,
             via,
-            from: raw.get("From")?,
-            to: raw.get("To")?.to_string(),
-            call_id: raw.get("Call-ID")?,
-            cseq: raw.get("CSeq")?.to_string(),
+            from: raw.get("From").unwrap_or_default(),
+            to: raw.get("To").unwrap_or_default().to_string(),
+            call_id: raw.get("Call-ID").unwrap_or_default(),
+            cseq: raw.get("CSeq").unwrap_or_default().to_string(),
+            partial: true,
             extra: String::new(),
             body: None,
         })
     }
 
     pub fn to_tag(mut self, tag: &str) -> Self {
-        if !to_has_tag(&self.to) {
+        if !self.to.is_empty() && !to_has_tag(&self.to) {
             let _ = write!(self.to, ";tag={tag}");
         }
         self
@@ -253,11 +259,11 @@ impl<'a> ResponseBuilder<'a> {
         for v in &self.via {
             let _ = write!(s, "Via: {v}\r\n");
         }
-        let _ = write!(
-            s,
-            "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n",
-            self.from, self.to, self.call_id, self.cseq
-        );
+        for (name, value) in [("From", self.from), ("To", self.to.as_str()), ("Call-ID", self.call_id), ("CSeq", self.cseq.as_str())] {
+            if !(self.partial && value.is_empty()) {
+                let _ = write!(s, "{name}: {value}\r\n");
+            }
+        }
         s.push_str(&self.extra);
         let mut out = s.into_bytes();
         match self.body {

@@ -2,6 +2,8 @@
 //! caller hears. Today: voicemail deposit. Dial plans route to these.
 
 pub mod deposit;
+pub mod pin;
+pub mod retrieval;
 
 use std::sync::Arc;
 

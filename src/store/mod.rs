@@ -11,8 +11,11 @@
 //! Temp files start with `.`, which no valid id can, so readers never see
 //! them. Ids are validated at the boundary ([`MailboxId`], [`MessageId`]).
 
+mod copy;
 mod fsutil;
 mod id;
+mod scratch;
+pub mod security;
 mod writer;
 
 use std::collections::{BTreeSet, HashSet};
@@ -24,6 +27,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 pub use id::{MAILBOX_ID_MAX, MESSAGE_ID_MAX, MailboxId, MessageId};
+pub use scratch::ScratchRecording;
+pub use security::SecurityStore;
 pub use writer::MessageWriter;
 
 use fsutil::{SPEC, io_err, wav_err};

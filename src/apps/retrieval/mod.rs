@@ -1,0 +1,420 @@
+//! Voicemail retrieval by phone (`*98` own box, `*99<box>` any box): login,
+//! messages and mailbox options, key for key like Asterisk's
+//! `VoiceMailMain`.
+//!
+//! ```text
+//! login      [box number + #] → PIN + #     3 wrong → "login incorrect", goodbye
+//!            5 wrong in a row across calls → box locked 15 min (persisted)
+//! intro      "temporary greeting active [until …]", "you have N new and M old messages"
+//! main       1 listen (new, then old) · 2 folders (1 new · 2 old · 3 saved · # cancel)
+//!            0 mailbox options · * help · # goodbye
+//! message    3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
+//!            8 forward (box + #, then 1 with intro · 2 as is · * cancel) · 9 save
+//!            # during a message: skip to its end · any key above: stop and do it
+//! options    1 unavailable · 2 busy · 3 name · 4 temporary greeting
+//!            (1 re-record · 2 remove · * back; end after N days or never)
+//!            5 change PIN (twice; digits, 4-12, not the box number) · * back
+//! recording  after the beep, # to end → 1 accept · 2 listen · 3 re-record
+//! ```
+//!
+//! Every menu is barge-in: a key pressed during a prompt stops it and
+//! counts (type-ahead included). Three timeouts or invalid keys in a row end
+//! the call with goodbye. A heard new message moves to the old folder at
+//! once; deletions are only marked (7 again undoes) and applied when the
+//! caller leaves the folder or the call ends, however it ends. Messages
+//! whose files are unreadable or vanished are skipped, never fatal.
+//!
+//! All of it is plain async code over [`CallApi`], tested with the scripted
+//! `FakeCall`; store and Argon2 work runs on the blocking pool.
+
+mod login;
+mod messages;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::apps::pin::PinRules;
+use crate::call::{CallApi, HungUp};
+use crate::config::Config;
+use crate::notify::events::EventBus;
+use crate::prompts::{Pcm, PromptCache};
+use crate::store::{MailboxId, SecurityStore, Store, StoreError};
+
+use messages::View;
+
+/// Every DTMF key: prompts stop on any of them, and an unexpected one is
+/// answered "invalid option" rather than queued behind the prompt.
+const ALL_KEYS: &str = "0123456789*#";
+
+/// Longest digit string read (box numbers, PINs, day counts).
+const MAX_ENTRY: usize = 32;
+
+/// How a caller reached retrieval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// `*98`: the caller's own box. `mailbox` is what the caller id (or,
+    /// later, the authenticated user) names; `None`, or a number that is no
+    /// configured box, makes voxmail ask for the box number. `trusted`: the
+    /// call comes from a trusted source and the box does not ask for its
+    /// PIN then (Wazo's `ask_password = false`); the router decides it.
+    Own {
+        mailbox: Option<String>,
+        trusted: bool,
+    },
+    /// `*99<box>`: that box; the PIN is always asked.
+    Any { mailbox: String },
+}
+
+/// How a retrieval call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrievalOutcome {
+    /// The owner pressed `#` and heard goodbye.
+    Exited { mailbox: String },
+    /// Too many wrong PINs (or box numbers) in this call.
+    LoginFailed { mailbox: Option<String> },
+    /// The box is locked after repeated failures; refused until `until`.
+    Locked { mailbox: String, until: Timestamp },
+    /// Timeouts or invalid keys ran out the retries.
+    NoInput { mailbox: Option<String> },
+    /// The caller hung up.
+    HungUp { mailbox: Option<String> },
+    /// The store failed in a way the call could not go on from (logged).
+    Failed { mailbox: Option<String> },
+}
+
+/// Limits and timeouts of the menus.
+#[derive(Debug, Clone)]
+pub struct RetrievalOptions {
+    /// Wait for a key after a menu prompt ends.
+    pub key_timeout: Duration,
+    /// Wait for the next digit of a number, PIN or day count.
+    pub inter_digit_timeout: Duration,
+    /// Timeouts or invalid keys in a row before goodbye.
+    pub max_retries: u32,
+    /// Wrong PINs (or unknown box numbers) per call before goodbye.
+    pub max_login_attempts: u32,
+    /// What a PIN chosen by phone must be.
+    pub pin_rules: PinRules,
+    /// Longest greeting or name recording.
+    pub greeting_max_seconds: u32,
+    /// Longest spoken introduction to a forwarded message.
+    pub intro_max_seconds: u32,
+    /// Longest a temporary greeting may be set to last, in days.
+    pub max_temp_greeting_days: u32,
+}
+
+impl Default for RetrievalOptions {
+    fn default() -> Self {
+        RetrievalOptions {
+            key_timeout: Duration::from_secs(6),
+            inter_digit_timeout: Duration::from_secs(5),
+            max_retries: 3,
+            max_login_attempts: 3,
+            pin_rules: PinRules::default(),
+            greeting_max_seconds: 120,
+            intro_max_seconds: 60,
+            max_temp_greeting_days: 365,
+        }
+    }
+}
+
+/// The clock envelope times, lockouts and greeting expiry are measured by.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// What retrieval needs from the server. Cheap to build per call: the
+/// config is borrowed, everything else is a shared handle.
+#[derive(Clone)]
+pub struct RetrievalContext<'a> {
+    pub config: &'a Config,
+    pub store: Store,
+    pub prompts: PromptCache,
+    /// Played before every recording.
+    pub beep: Pcm,
+    pub security: SecurityStore,
+    /// The zone envelope dates and greeting end dates are said in (UTC
+    /// until the config grows a time zone per box).
+    pub time_zone: TimeZone,
+    pub clock: Clock,
+    pub options: RetrievalOptions,
+    /// Where message changes made by phone are announced (heard and saved:
+    /// updated; deleted; forwarded: created in the other box), for SSE,
+    /// webhooks, email and MWI. `None`: nobody is told.
+    pub events: Option<EventBus>,
+}
+
+impl<'a> RetrievalContext<'a> {
+    /// A context with UTC, the system clock and the default options.
+    pub fn new(
+        config: &'a Config,
+        store: Store,
+        prompts: PromptCache,
+        beep: Pcm,
+        security: SecurityStore,
+    ) -> RetrievalContext<'a> {
+        RetrievalContext {
+            config,
+            store,
+            prompts,
+            beep,
+            security,
+            time_zone: TimeZone::UTC,
+            clock: Arc::new(Timestamp::now),
+            options: RetrievalOptions::default(),
+            events: None,
+        }
+    }
+
+    pub fn with_time_zone(mut self, time_zone: TimeZone) -> RetrievalContext<'a> {
+        self.time_zone = time_zone;
+        self
+    }
+
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> Timestamp + Send + Sync + 'static,
+    ) -> RetrievalContext<'a> {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn with_options(mut self, options: RetrievalOptions) -> RetrievalContext<'a> {
+        self.options = options;
+        self
+    }
+
+    pub fn with_events(mut self, events: EventBus) -> RetrievalContext<'a> {
+        self.events = Some(events);
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}
+
+/// Runs a retrieval call to its end (the call is hung up unless the caller
+/// already did).
+pub async fn run<C: CallApi>(
+    call: &mut C,
+    ctx: &RetrievalContext<'_>,
+    access: Access,
+) -> RetrievalOutcome {
+    let lang = match &access {
+        Access::Own {
+            mailbox: Some(m), ..
+        }
+        | Access::Any { mailbox: m } => ctx.config.mailbox(m),
+        Access::Own { mailbox: None, .. } => None,
+    }
+    .map(|mb| ctx.config.mailbox_language(mb))
+    .unwrap_or(&ctx.config.prompts.default_language)
+    .to_owned();
+    let mut s = Session {
+        call,
+        ctx,
+        lang,
+        pending: None,
+        mailbox: None,
+        view: None,
+    };
+    let result = s.session(&access).await;
+    // However the call ended, deletions marked in the open folder happen.
+    s.leave_view().await;
+    let mailbox = s.mailbox.as_ref().map(|m| m.id.as_str().to_owned());
+    let outcome = match result {
+        Ok(never) => match never {},
+        Err(Stop::HungUp) => RetrievalOutcome::HungUp { mailbox },
+        Err(stop) => {
+            if !s.call.is_hung_up() {
+                let mut bye = Vec::new();
+                if let Stop::Failed = stop {
+                    bye.extend(s.prompt(&["vm-error"]));
+                }
+                bye.extend(s.prompt(&["vm-goodbye-only"]));
+                let _ = s.call.play(bye).await;
+            }
+            match stop {
+                Stop::Exit => RetrievalOutcome::Exited {
+                    mailbox: mailbox.unwrap_or_default(),
+                },
+                Stop::LoginFailed(m) => RetrievalOutcome::LoginFailed { mailbox: m },
+                Stop::Locked(m, until) => RetrievalOutcome::Locked { mailbox: m, until },
+                Stop::NoInput => RetrievalOutcome::NoInput { mailbox },
+                Stop::Failed => RetrievalOutcome::Failed { mailbox },
+                Stop::HungUp => unreachable!("handled above"),
+            }
+        }
+    };
+    s.call.hangup();
+    tracing::info!(call = %s.call.info().call_id, ?outcome, "voicemail retrieval ended");
+    outcome
+}
+
+/// Why the session stopped; everything but a hang-up ends in goodbye.
+#[derive(Debug)]
+enum Stop {
+    HungUp,
+    /// `#` in the main menu.
+    Exit,
+    /// Wrong PINs used up (the caller heard "login incorrect").
+    LoginFailed(Option<String>),
+    /// The box is locked (the caller heard why).
+    Locked(String, Timestamp),
+    /// Timeouts or invalid keys used up.
+    NoInput,
+    Failed,
+}
+
+impl From<HungUp> for Stop {
+    fn from(_: HungUp) -> Stop {
+        Stop::HungUp
+    }
+}
+
+type Step<T> = Result<T, Stop>;
+
+/// The box a caller logged into.
+struct LoggedIn {
+    id: MailboxId,
+    /// The configured PIN (the security store decides which PIN applies).
+    config_pin: String,
+}
+
+/// One retrieval call: the dialogue helpers shared by the login, message
+/// and option menus.
+struct Session<'x, 'a, C: CallApi> {
+    call: &'x mut C,
+    ctx: &'x RetrievalContext<'a>,
+    lang: String,
+    /// A key that stopped an announcement: it answers the next question.
+    pending: Option<char>,
+    mailbox: Option<LoggedIn>,
+    /// The folder being listened to.
+    view: Option<View>,
+}
+
+/// Runs blocking store or Argon2 work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::Io {
+            path: Default::default(),
+            source: std::io::Error::other(format!("blocking task failed: {e}")),
+        }),
+    }
+}
+
+impl<C: CallApi> Session<'_, '_, C> {
+    async fn session(&mut self, access: &Access) -> Step<std::convert::Infallible> {
+        self.login(access).await?;
+        self.main_menu().await
+    }
+
+    /// The named prompts in the session's language (English fallback by the
+    /// cache; a prompt missing everywhere is left out and logged once).
+    fn prompt(&self, names: &[&str]) -> Vec<Pcm> {
+        names
+            .iter()
+            .filter_map(|n| self.ctx.prompts.get(&self.lang, n))
+            .collect()
+    }
+
+    fn logged_in(&self) -> &LoggedIn {
+        self.mailbox.as_ref().expect("only called after login")
+    }
+
+    /// Plays an announcement that any key may cut short; that key then
+    /// answers the next question.
+    async fn say(&mut self, items: Vec<Pcm>) -> Step<()> {
+        if self.pending.is_some() {
+            // The caller is already ahead of us.
+            return Ok(());
+        }
+        self.pending = self.call.play_interruptible(items, ALL_KEYS).await?;
+        Ok(())
+    }
+
+    async fn say_names(&mut self, names: &[&str]) -> Step<()> {
+        let items = self.prompt(names);
+        self.say(items).await
+    }
+
+    /// Plays a question and returns the first key pressed during it or
+    /// within the key timeout after it (`None`: silence).
+    async fn ask(&mut self, items: Vec<Pcm>) -> Step<Option<char>> {
+        if let Some(k) = self.pending.take() {
+            return Ok(Some(k));
+        }
+        if let Some(k) = self.call.play_interruptible(items, ALL_KEYS).await? {
+            return Ok(Some(k));
+        }
+        Ok(self
+            .call
+            .collect_digit(self.ctx.options.key_timeout)
+            .await?)
+    }
+
+    /// Asks until one of `valid` is pressed: an invalid key is answered
+    /// "invalid option"; after `max_retries` timeouts or invalid keys in a
+    /// row the session ends.
+    async fn menu(&mut self, names: &[&str], valid: &str) -> Step<char> {
+        self.menu_with(Vec::new(), names, valid).await
+    }
+
+    /// [`Session::menu`] with `first` played before the prompt the first
+    /// time round (a reminder, a confirmation).
+    async fn menu_with(&mut self, first: Vec<Pcm>, names: &[&str], valid: &str) -> Step<char> {
+        let mut failures = 0;
+        let mut first = Some(first);
+        loop {
+            let mut items = first.take().unwrap_or_default();
+            items.extend(self.prompt(names));
+            match self.ask(items).await? {
+                Some(k) if valid.contains(k) => return Ok(k),
+                Some(_) => self.say_names(&["vm-invalid"]).await?,
+                None => {}
+            }
+            failures += 1;
+            if failures >= self.ctx.options.max_retries {
+                return Err(Stop::NoInput);
+            }
+        }
+    }
+
+    /// Reads keys up to `#` (or a pause once something was typed). `None`
+    /// if nothing at all was pressed; the string may hold `*`.
+    async fn read_entry(&mut self, names: &[&str]) -> Step<Option<String>> {
+        let items = self.prompt(names);
+        let Some(first) = self.ask(items).await? else {
+            return Ok(None);
+        };
+        let mut entry = String::new();
+        let mut key = first;
+        loop {
+            if key == '#' {
+                break;
+            }
+            entry.push(key);
+            if entry.len() >= MAX_ENTRY {
+                break;
+            }
+            match self
+                .call
+                .collect_digit(self.ctx.options.inter_digit_timeout)
+                .await?
+            {
+                Some(k) => key = k,
+                None => break,
+            }
+        }
+        Ok(Some(entry))
+    }
+}

@@ -1,0 +1,1802 @@
+//! Retrieval over the scripted fake call, with a temporary store and the
+//! committed prompts. Every key of the menus is pressed somewhere here.
+//!
+//! The fake call lets a key at the head of the script barge into the next
+//! interruptible prompt, so announcements and menus that the caller answers
+//! at once show up in `played()` as cut short; that is what a fast caller
+//! does on a real line too.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use argon2::Params;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::*;
+use crate::call::fake::{Action, FakeCall, Input};
+use crate::config::Config;
+use crate::media::session::StopReason;
+use crate::store::security::PinCheck;
+use crate::store::{Folder, GreetingKind, MessageId, MessageMeta, NewMessage};
+
+const CONFIG: &str = r#"
+[[mailbox]]
+number = "1001"
+pin = "1234"
+name = "Alice"
+language = "en"
+
+[[mailbox]]
+number = "1002"
+pin = "5678"
+name = "Bertrand"
+language = "fr"
+"#;
+
+fn prompts() -> PromptCache {
+    static CACHE: OnceLock<PromptCache> = OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            PromptCache::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap()
+        })
+        .clone()
+}
+
+fn cheap_security(dir: &Path) -> SecurityStore {
+    SecurityStore::open(dir)
+        .unwrap()
+        .with_hash_params(Params::new(Params::MIN_M_COST, 1, 1, None).unwrap())
+}
+
+struct Fx {
+    dir: tempfile::TempDir,
+    config: Config,
+    store: Store,
+    security: SecurityStore,
+    clock: Arc<Mutex<Timestamp>>,
+    tz: TimeZone,
+}
+
+fn fx() -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let security = cheap_security(dir.path());
+    Fx {
+        config: Config::parse(CONFIG, "test.toml").unwrap(),
+        store,
+        security,
+        clock: Arc::new(Mutex::new("2026-03-10T09:30:00Z".parse().unwrap())),
+        tz: TimeZone::UTC,
+        dir,
+    }
+}
+
+fn mb(s: &str) -> MailboxId {
+    MailboxId::try_from(s).unwrap()
+}
+
+fn keys(s: &str) -> Input {
+    Input::Digits(s.into())
+}
+
+impl Fx {
+    fn ctx(&self) -> RetrievalContext<'_> {
+        let clock = self.clock.clone();
+        RetrievalContext::new(
+            &self.config,
+            self.store.clone(),
+            prompts(),
+            Pcm::from(crate::media::tone::beep()),
+            self.security.clone(),
+        )
+        .with_time_zone(self.tz.clone())
+        .with_clock(move || *clock.lock().unwrap())
+    }
+
+    fn set_now(&self, t: &str) {
+        *self.clock.lock().unwrap() = t.parse().unwrap();
+    }
+
+    /// A message of `seconds` (so `audio:<seconds*8000>` when played).
+    fn deposit(&self, mailbox: &str, folder: Folder, seconds: f64, at: &str) -> MessageMeta {
+        let mut w = self
+            .store
+            .begin_message(NewMessage {
+                mailbox: mb(mailbox),
+                caller_number: "+3225550100".into(),
+                caller_name: None,
+                called_number: mailbox.into(),
+                call_id: "dep".into(),
+                codec: "PCMU".into(),
+                started_at: at.parse().unwrap(),
+            })
+            .unwrap();
+        let n = (seconds * 8000.0) as usize;
+        let tone: Vec<i16> = (0..n).map(|i| ((i % 40) as i16 - 20) * 300).collect();
+        w.write(&tone).unwrap();
+        let meta = w.finish(0).unwrap().unwrap();
+        if folder != Folder::Inbox {
+            let id = MessageId::try_from(meta.id.as_str()).unwrap();
+            return self
+                .store
+                .move_message(&mb(mailbox), Folder::Inbox, folder, &id)
+                .unwrap();
+        }
+        meta
+    }
+
+    fn count(&self, mailbox: &str, folder: Folder) -> usize {
+        self.store
+            .list_messages(&mb(mailbox), folder)
+            .unwrap()
+            .len()
+    }
+
+    fn ids(&self, mailbox: &str, folder: Folder) -> Vec<String> {
+        self.store
+            .list_messages(&mb(mailbox), folder)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    async fn call(&self, access: Access, script: Vec<Input>) -> (RetrievalOutcome, FakeCall) {
+        let mut call = FakeCall::new("1001", "*98", script).with_prompts(prompts());
+        let outcome = run(&mut call, &self.ctx(), access).await;
+        (outcome, call)
+    }
+}
+
+fn any(mailbox: &str) -> Access {
+    Access::Any {
+        mailbox: mailbox.into(),
+    }
+}
+
+/// `want` appears in `played` in this order (other prompts in between).
+#[track_caller]
+fn assert_in_order(played: &[String], want: &[&str]) {
+    let mut it = played.iter();
+    for w in want {
+        assert!(
+            it.any(|p| p == w),
+            "{w:?} missing (or out of order) in {played:?}, wanted {want:?}"
+        );
+    }
+}
+
+fn count_of(played: &[String], name: &str) -> usize {
+    played.iter().filter(|p| *p == name).count()
+}
+
+fn audio(seconds: f64) -> String {
+    format!("audio:{}", (seconds * 8000.0) as usize)
+}
+
+#[track_caller]
+fn assert_goodbye(call: &FakeCall) {
+    assert_eq!(
+        call.played().last().map(String::as_str),
+        Some("vm-goodbye-only")
+    );
+    assert_eq!(call.log.last(), Some(&Action::HungUp));
+}
+
+// --- Login ------------------------------------------------------------------
+
+#[tokio::test]
+async fn any_box_asks_pin_then_counts_and_exit_says_goodbye() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    f.deposit("1001", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    let (out, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_eq!(played[0], "vm-password");
+    assert_in_order(
+        &played,
+        &[
+            "vm-password",
+            "vm-youhave",
+            "digit-2",
+            "vm-new-pl",
+            "vm-messages",
+            "vm-and",
+            "num-1-count",
+            "vm-old",
+            "vm-message",
+            "vm-main-menu",
+            "vm-goodbye-only",
+        ],
+    );
+    assert!(!played.contains(&"vm-login".to_string()));
+    assert_goodbye(&call);
+    // Nothing was listened to: nothing moved.
+    assert_eq!(
+        (f.count("1001", Folder::Inbox), f.count("1001", Folder::Old)),
+        (2, 1)
+    );
+}
+
+#[tokio::test]
+async fn trusted_own_box_skips_the_pin() {
+    let f = fx();
+    let own = Access::Own {
+        mailbox: Some("1001".into()),
+        trusted: true,
+    };
+    let (out, call) = f.call(own, vec![keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert!(!played.contains(&"vm-password".to_string()), "{played:?}");
+    assert!(!played.contains(&"vm-login".to_string()), "{played:?}");
+    assert_eq!(played[0], "vm-no-messages");
+}
+
+#[tokio::test]
+async fn untrusted_own_box_asks_only_the_pin() {
+    let f = fx();
+    let own = Access::Own {
+        mailbox: Some("1001".into()),
+        trusted: false,
+    };
+    let (out, call) = f.call(own, vec![keys("1234#"), keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    assert_eq!(call.played()[0], "vm-password");
+    assert!(!call.played().contains(&"vm-login".to_string()));
+}
+
+#[tokio::test]
+async fn own_box_unknown_caller_asks_the_box_number() {
+    let f = fx();
+    f.deposit("1002", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    // A trusted flag does not help a caller id that is no box.
+    let own = Access::Own {
+        mailbox: Some("5555".into()),
+        trusted: true,
+    };
+    let (out, call) = f
+        .call(own, vec![keys("1002#"), keys("5678#"), keys("#")])
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1002".into()
+        }
+    );
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-login",
+            "vm-password",
+            "vm-youhave",
+            "num-1-count",
+            "vm-new",
+            "vm-message",
+        ],
+    );
+    let own = Access::Own {
+        mailbox: None,
+        trusted: false,
+    };
+    let (out, call) = f
+        .call(own, vec![keys("1001#"), keys("1234#"), keys("#")])
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    assert_eq!(call.played()[..2], ["vm-login", "vm-password"]);
+}
+
+#[tokio::test]
+async fn three_wrong_pins_end_the_call() {
+    let f = fx();
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![keys("1111#"), keys("2222#"), keys("3333#"), keys("1234#")],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::LoginFailed {
+            mailbox: Some("1001".into())
+        }
+    );
+    let played = call.played();
+    assert_eq!(count_of(&played, "vm-password"), 3);
+    assert_eq!(count_of(&played, "vm-incorrect"), 3);
+    assert!(!played.contains(&"vm-main-menu".to_string()));
+    assert_goodbye(&call);
+    // The failures were counted on disk (3 of the 5 allowed).
+    let now = *f.clock.lock().unwrap();
+    assert_eq!(
+        cheap_security(f.dir.path())
+            .check_pin(&mb("1001"), "1234", "0", now)
+            .unwrap(),
+        PinCheck::Rejected {
+            failures: 4,
+            locked_until: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn silence_at_the_pin_prompt_counts_as_an_attempt_but_not_on_disk() {
+    let f = fx();
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![Input::Silence, Input::Silence, Input::Silence],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::LoginFailed {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert_eq!(count_of(&call.played(), "vm-incorrect"), 3);
+    let now = *f.clock.lock().unwrap();
+    assert_eq!(
+        f.security.check_pin(&mb("1001"), "1234", "0", now).unwrap(),
+        PinCheck::Rejected {
+            failures: 1,
+            locked_until: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn unknown_box_is_refused_like_a_wrong_pin() {
+    let f = fx();
+    let own = Access::Own {
+        mailbox: None,
+        trusted: false,
+    };
+    let script = vec![
+        keys("9999#"),
+        keys("1234#"),
+        keys("1001#"),
+        keys("0000#"),
+        keys("9999#"),
+        keys("9999#"),
+    ];
+    let (out, call) = f.call(own, script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::LoginFailed {
+            mailbox: Some("9999".into())
+        }
+    );
+    let played = call.played();
+    assert_eq!(count_of(&played, "vm-login"), 3);
+    assert_eq!(
+        count_of(&played, "vm-password"),
+        3,
+        "the PIN is asked even for an unknown box"
+    );
+    assert_eq!(count_of(&played, "vm-incorrect"), 3);
+    // No state is created for a box that does not exist.
+    assert!(!f.dir.path().join("security/9999.json").exists());
+    assert!(f.dir.path().join("security/1001.json").exists());
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_box_across_calls_and_restarts() {
+    let mut f = fx();
+    // Call 1: three wrong PINs. Call 2: two more lock the box.
+    let (out, _) = f
+        .call(any("1001"), vec![keys("1#"), keys("2#"), keys("3#")])
+        .await;
+    assert!(matches!(out, RetrievalOutcome::LoginFailed { .. }));
+    let (out, call) = f
+        .call(any("1001"), vec![keys("4#"), keys("5#"), keys("1234#")])
+        .await;
+    let until: Timestamp = "2026-03-10T09:45:00Z".parse().unwrap();
+    assert_eq!(
+        out,
+        RetrievalOutcome::Locked {
+            mailbox: "1001".into(),
+            until
+        }
+    );
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-incorrect",
+            "vm-incorrect",
+            "vm-locked",
+            "vm-goodbye-only",
+        ],
+    );
+    assert_eq!(
+        count_of(&call.played(), "vm-password"),
+        2,
+        "no third try once locked"
+    );
+
+    // "Restart": a new security store over the same directory. The right
+    // PIN is not even asked for while locked.
+    f.security = cheap_security(f.dir.path());
+    f.set_now("2026-03-10T09:44:59Z");
+    let (out, call) = f.call(any("1001"), vec![keys("1234#"), keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Locked {
+            mailbox: "1001".into(),
+            until
+        }
+    );
+    assert_eq!(call.played(), ["vm-locked", "vm-goodbye-only"]);
+
+    // After the lockout the right PIN works.
+    f.set_now("2026-03-10T09:45:00Z");
+    let (out, _) = f.call(any("1001"), vec![keys("1234#"), keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    // And a trusted *98 call is not affected by someone guessing on *99.
+    f.set_now("2026-03-10T09:30:00Z");
+    for _ in 0..2 {
+        f.call(any("1002"), vec![keys("1#"), keys("2#"), keys("3#")])
+            .await;
+    }
+    let own = Access::Own {
+        mailbox: Some("1002".into()),
+        trusted: true,
+    };
+    let (out, _) = f.call(own, vec![keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1002".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn missing_language_prompts_fall_back_to_english() {
+    let mut f = fx();
+    // Bypasses config validation: a language without prompts.
+    f.config.mailboxes[0].language = Some("xx".into());
+    let (out, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-password",
+            "vm-no-messages",
+            "vm-main-menu",
+            "vm-goodbye-only",
+        ],
+    );
+}
+
+// --- Listening --------------------------------------------------------------
+
+#[tokio::test]
+async fn listen_plays_new_then_old_and_heard_messages_become_old() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    f.deposit("1001", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("6"),
+        keys("6"),
+        keys("6"),
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-message",
+            "digit-1",
+            &audio(1.0),
+            "vm-message",
+            "digit-2",
+            &audio(1.5),
+            "vm-message",
+            "digit-3",
+            &audio(2.0),
+            "vm-no-more",
+        ],
+    );
+    assert_eq!(f.count("1001", Folder::Inbox), 0);
+    assert_eq!(f.count("1001", Folder::Old), 3);
+}
+
+#[tokio::test]
+async fn message_menu_offers_only_what_applies() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    // After message 1 (silence), after message 2 (silence), then exit.
+    let script = vec![
+        keys("1234#1"),
+        Input::Silence,
+        keys("6"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let menus: Vec<Vec<String>> = call
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Played { names, .. }
+                if names.first().is_some_and(|n| n == "vm-opt-envelope") =>
+            {
+                Some(names.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        menus[0],
+        [
+            "vm-opt-envelope",
+            "vm-opt-repeat",
+            "vm-opt-next",
+            "vm-opt-delete",
+            "vm-opt-forward",
+            "vm-opt-save",
+            "vm-opt-help-exit"
+        ]
+    );
+    assert_eq!(
+        menus.last().unwrap(),
+        &[
+            "vm-opt-envelope",
+            "vm-opt-prev",
+            "vm-opt-repeat",
+            "vm-opt-delete",
+            "vm-opt-forward",
+            "vm-opt-save",
+            "vm-opt-help-exit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_key_during_a_message_stops_it_and_acts() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    // 6 barges into message 1; # skips to the end of message 2; # exits.
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1"), keys("6"), keys("#"), keys("#")],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let barged: Vec<(Vec<String>, Option<char>)> = call
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Played {
+                names,
+                interrupted_by,
+            } if names.iter().any(|n| n.starts_with("audio:")) => {
+                Some((names.clone(), *interrupted_by))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(barged.len(), 2, "{barged:?}");
+    assert_eq!(barged[0].0.last().unwrap(), &audio(1.0));
+    assert_eq!(barged[0].1, Some('6'));
+    assert_eq!(barged[1].0.last().unwrap(), &audio(1.5));
+    assert_eq!(barged[1].1, Some('#'));
+    // Both were heard (in part): both old.
+    assert_eq!(f.count("1001", Folder::Old), 2);
+}
+
+#[tokio::test]
+async fn previous_repeat_and_first() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("4"),
+        keys("6"),
+        keys("4"),
+        keys("5"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            &audio(1.0),
+            "vm-first",
+            &audio(1.5),
+            &audio(1.0),
+            &audio(1.0),
+        ],
+    );
+    assert_eq!(count_of(&played, &audio(1.0)), 3);
+}
+
+#[tokio::test]
+async fn delete_toggles_and_is_applied_on_exit() {
+    let f = fx();
+    let m1 = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let m2 = f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    // Delete 1; on 2: delete then undelete.
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("7"),
+        Input::Silence,
+        keys("6"),
+        keys("7"),
+        keys("7"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-deleted",
+            "vm-opt-undelete",
+            &audio(1.5),
+            "vm-deleted",
+            "vm-undeleted",
+            "vm-opt-delete",
+        ],
+    );
+    assert_eq!(f.ids("1001", Folder::Old), vec![m2.id]);
+    assert_eq!(f.count("1001", Folder::Inbox), 0);
+    let dir = f.dir.path().join("mailboxes/1001");
+    let files: Vec<_> = ["inbox", "old", "saved"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().all(|n| !n.starts_with(&m1.id)), "{files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "only message 2's wav and json remain: {files:?}"
+    );
+}
+
+#[tokio::test]
+async fn deletions_are_applied_when_the_caller_hangs_up() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let (out, _) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1"), keys("7"), Input::Hangup],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::HungUp {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert_eq!(
+        f.count("1001", Folder::Inbox) + f.count("1001", Folder::Old),
+        0
+    );
+}
+
+#[tokio::test]
+async fn deletions_are_applied_when_leaving_the_folder() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    // Delete message 1, go to the old folder: only one old message is left
+    // there to count and hear.
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("7"),
+        keys("2"),
+        keys("2"),
+        Input::Silence,
+        keys("1"),
+        Input::Silence,
+        keys("6"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-deleted",
+            "vm-choose-folder",
+            "vm-folder-old",
+            "vm-youhave",
+            "num-1-count",
+            "vm-old",
+            "vm-message",
+            &audio(2.0),
+            "vm-no-more",
+        ],
+    );
+    assert_eq!(count_of(&played, &audio(1.0)), 1);
+    assert_eq!(f.count("1001", Folder::Old), 1);
+}
+
+#[tokio::test]
+async fn save_moves_the_message_to_saved() {
+    let f = fx();
+    let m = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let (_, call) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1"), keys("9"), keys("#")],
+        )
+        .await;
+    assert_in_order(&call.played(), &[&audio(1.0), "vm-saved"]);
+    assert_eq!(f.ids("1001", Folder::Saved), vec![m.id]);
+    assert_eq!(
+        f.count("1001", Folder::Inbox) + f.count("1001", Folder::Old),
+        0
+    );
+}
+
+#[tokio::test]
+async fn saved_then_deleted_message_is_deleted_from_saved() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let (_, _) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1"), keys("9"), keys("7"), keys("#")],
+        )
+        .await;
+    assert_eq!(f.count("1001", Folder::Saved), 0);
+    assert_eq!(f.count("1001", Folder::Old), 0);
+}
+
+#[tokio::test]
+async fn change_folder_to_saved_and_cancel() {
+    let f = fx();
+    f.deposit("1001", Folder::Saved, 3.0, "2026-03-01T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    // 2 then # cancels (still in new: 1 plays the new message); 2 3 saved.
+    let script = vec![
+        keys("1234#"),
+        keys("2"),
+        keys("#"),
+        keys("1"),
+        keys("2"),
+        keys("3"),
+        Input::Silence,
+        keys("1"),
+        keys("#"),
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-choose-folder",
+            &audio(1.0),
+            "vm-choose-folder",
+            "vm-folder-saved",
+            "vm-youhave",
+            "num-1-count",
+            "vm-message",
+            &audio(3.0),
+        ],
+    );
+    // Listening to a saved message does not move it.
+    assert_eq!(f.count("1001", Folder::Saved), 1);
+}
+
+#[tokio::test]
+async fn change_folder_to_new_and_an_empty_folder() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("2"),
+        keys("3"),
+        Input::Silence,
+        keys("1"),
+        keys("2"),
+        keys("1"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-folder-saved",
+            "vm-no-messages",
+            "vm-main-menu",
+            "vm-no-messages",
+            "vm-folder-new",
+            "vm-youhave",
+            "num-1-count",
+            "vm-new",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn envelope_says_date_time_in_the_zone_caller_and_length() {
+    let mut f = fx();
+    f.tz = TimeZone::get("Europe/Brussels").unwrap();
+    // 14:05 UTC on Tuesday 3 March 2026 is 15:05 in Brussels.
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-03T14:05:00Z");
+    let (_, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                keys("1"),
+                keys("3"),
+                Input::Silence,
+                keys("#"),
+            ],
+        )
+        .await;
+    let played = call.played();
+    let start = played
+        .iter()
+        .position(|p| p == "vm-received")
+        .expect("envelope played");
+    assert_eq!(
+        played[start..start + 23],
+        [
+            "vm-received",
+            "day-2",
+            "month-3",
+            "date-day-3",
+            "time-at",
+            "hour-15",
+            "time-oh",
+            "digit-5",
+            "time-pm",
+            "vm-from",
+            "digit-3",
+            "digit-2",
+            "digit-2",
+            "digit-5",
+            "digit-5",
+            "digit-5",
+            "digit-0",
+            "digit-1",
+            "digit-0",
+            "digit-0",
+            "vm-duration",
+            "num-1-count",
+            "time-second",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn corrupt_and_vanished_messages_are_skipped() {
+    let f = fx();
+    let bad = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    // A 0-byte message is not even counted.
+    let inbox = f.dir.path().join("mailboxes/1001/inbox");
+    std::fs::write(inbox.join("20260309-120000-aaaaaa.wav"), b"").unwrap();
+    std::fs::write(inbox.join("20260309-120000-aaaaaa.json"), b"{}").unwrap();
+    // The first one keeps a valid header but loses its audio: listed, then
+    // unreadable when played.
+    let wav = inbox.join(format!("{}.wav", bad.id));
+    let len = std::fs::metadata(&wav).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wav)
+        .unwrap()
+        .set_len(len - 4000)
+        .unwrap();
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1"), keys("6"), keys("#")],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-youhave",
+            "digit-2",
+            "vm-new-pl",
+            "vm-message",
+            "digit-1",
+            &audio(1.5),
+            "vm-no-more",
+        ],
+    );
+    assert!(!played.iter().any(|p| p == &audio(1.0)));
+}
+
+#[tokio::test]
+async fn invalid_keys_and_timeouts_are_bounded() {
+    let f = fx();
+    // 3-9 mean nothing without a message: invalid, three times → goodbye.
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("7"), keys("3"), keys("9")],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::NoInput {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert_eq!(count_of(&call.played(), "vm-invalid"), 3);
+    assert_goodbye(&call);
+    // Three silences → goodbye; the menu was played three times.
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                Input::Silence,
+                Input::Silence,
+                Input::Silence,
+            ],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::NoInput {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert_eq!(count_of(&call.played(), "vm-main-menu"), 3);
+    assert_goodbye(&call);
+    // A valid key resets the count.
+    let (out, _) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                Input::Silence,
+                Input::Silence,
+                keys("*"),
+                Input::Silence,
+                Input::Silence,
+                keys("#"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn star_is_help_with_the_full_menu() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let (_, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                keys("1"),
+                keys("*"),
+                Input::Silence,
+                keys("#"),
+            ],
+        )
+        .await;
+    let help = call
+        .log
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Played { names, .. } if names.first().is_some_and(|n| n == "vm-main-menu") => {
+                Some(names.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        help[..3],
+        ["vm-main-menu", "vm-opt-envelope", "vm-opt-repeat"]
+    );
+}
+
+#[tokio::test]
+async fn hangup_mid_menu_ends_quietly() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let (out, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Hangup])
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::HungUp {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert!(!call.played().contains(&"vm-goodbye-only".to_string()));
+    // Not listened to: still new.
+    assert_eq!(f.count("1001", Folder::Inbox), 1);
+}
+
+// --- Forwarding ---------------------------------------------------------------
+
+#[tokio::test]
+async fn forward_as_is_copies_into_the_other_inbox() {
+    let f = fx();
+    let m = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("1002#"),
+        keys("2"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &["vm-forward-enter", "vm-forward-options", "vm-forwarded"],
+    );
+    let copies = f.store.list_messages(&mb("1002"), Folder::Inbox).unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].caller_number, m.caller_number);
+    assert_eq!(copies[0].received_at, m.received_at);
+    assert_eq!(copies[0].duration_seconds, 1.0);
+    // The original stays with its owner (heard, so old).
+    assert_eq!(f.ids("1001", Folder::Old), vec![m.id]);
+}
+
+#[tokio::test]
+async fn forward_with_a_recorded_introduction_prepends_it() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("1002#"),
+        keys("1"),
+        Input::Speak(0.5),
+        keys("#"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-forward-options",
+            "vm-rec-intro",
+            "audio:2000",
+            "vm-forwarded",
+        ],
+    );
+    assert!(call.log.contains(&Action::Recorded {
+        samples: 4000,
+        reason: StopReason::Digit('#')
+    }));
+    let copies = f.store.list_messages(&mb("1002"), Folder::Inbox).unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].duration_seconds, 1.5);
+    let id = MessageId::try_from(copies[0].id.as_str()).unwrap();
+    let audio = f
+        .store
+        .read_message_audio(&mb("1002"), Folder::Inbox, &id)
+        .unwrap();
+    // The fake caller's "speech" is a ±6000 square wave.
+    assert!(audio[..4000].iter().all(|s| s.abs() == 6000));
+    // The intro's scratch file is gone.
+    let scratch = f.dir.path().join("scratch");
+    assert_eq!(std::fs::read_dir(scratch).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn forward_to_an_unknown_box_is_refused_and_star_cancels() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("9999#"),
+        keys("*#"),
+        Input::Silence,
+        keys("8"),
+        keys("1002#"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    // The * that cut "invalid mailbox" short answers the next question.
+    assert_in_order(
+        &played,
+        &[
+            "vm-forward-enter",
+            "vm-invalid-mailbox",
+            "vm-opt-envelope",
+            "vm-forward-enter",
+            "vm-forward-options",
+        ],
+    );
+    assert_eq!(count_of(&played, "vm-forward-enter"), 2);
+    assert!(!played.contains(&"vm-forwarded".to_string()));
+    assert_eq!(f.count("1002", Folder::Inbox), 0);
+    assert!(!f.dir.path().join("mailboxes/9999").exists());
+}
+
+// --- Mailbox options ------------------------------------------------------------
+
+#[tokio::test]
+async fn record_unavailable_greeting_and_accept() {
+    let f = fx();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("1"),
+        Input::Speak(2.0),
+        keys("#"),
+        keys("1"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-options-menu",
+            "vm-rec-unavailable",
+            "audio:2000",
+            "vm-review",
+            "vm-recording-saved",
+            "vm-goodbye-only",
+        ],
+    );
+    assert!(call.log.contains(&Action::Recorded {
+        samples: 16000,
+        reason: StopReason::Digit('#')
+    }));
+    let g = f
+        .store
+        .load_greeting(&mb("1001"), GreetingKind::Unavailable)
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.len(), 16000);
+    assert_eq!(
+        std::fs::read_dir(f.dir.path().join("scratch"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // No message was created by recording a greeting.
+    assert_eq!(f.count("1001", Folder::Inbox), 0);
+}
+
+#[tokio::test]
+async fn busy_greeting_listen_then_rerecord_then_accept() {
+    let f = fx();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("2"),
+        Input::Speak(1.5),
+        keys("#"),
+        keys("2"),
+        keys("3"),
+        Input::Speak(2.0),
+        keys("#"),
+        keys("1"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-rec-busy",
+            "audio:2000",
+            "vm-review",
+            &audio(1.5),
+            "vm-rec-busy",
+            "audio:2000",
+            "vm-review",
+            "vm-recording-saved",
+        ],
+    );
+    let g = f
+        .store
+        .load_greeting(&mb("1001"), GreetingKind::Busy)
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.len(), 16000, "the second take was kept");
+}
+
+#[tokio::test]
+async fn name_recording_too_short_then_good() {
+    let f = fx();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("3"),
+        Input::Speak(0.25),
+        keys("#"),
+        Input::Speak(1.25),
+        keys("#"),
+        keys("1"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-rec-name",
+            "vm-too-short",
+            "vm-rec-name",
+            "vm-review",
+            "vm-recording-saved",
+        ],
+    );
+    assert_eq!(
+        f.store
+            .load_greeting(&mb("1001"), GreetingKind::Name)
+            .unwrap()
+            .unwrap()
+            .len(),
+        10000
+    );
+}
+
+#[tokio::test]
+async fn hanging_up_during_review_keeps_nothing() {
+    let f = fx();
+    f.store
+        .save_greeting(&mb("1001"), GreetingKind::Unavailable, &[1; 800])
+        .unwrap();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("1"),
+        Input::Speak(2.0),
+        keys("#"),
+        Input::Hangup,
+    ];
+    let (out, _) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::HungUp {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert_eq!(
+        f.store
+            .load_greeting(&mb("1001"), GreetingKind::Unavailable)
+            .unwrap()
+            .unwrap()
+            .len(),
+        800
+    );
+    assert_eq!(
+        std::fs::read_dir(f.dir.path().join("scratch"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn temporary_greeting_with_an_end_date_reminds_then_expires() {
+    let f = fx();
+    // Tuesday 10 March; 3 days today included: active until Thursday 12th,
+    // removed from Friday 13 March 00:00.
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("4"),
+        Input::Speak(2.0),
+        keys("#"),
+        keys("1"),
+        Input::Silence,
+        keys("2"),
+        keys("3#"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-rec-temp",
+            "vm-review",
+            "vm-recording-saved",
+            "vm-temp-expiry-menu",
+            "vm-temp-days",
+            "vm-temp-until",
+            "month-3",
+            "date-day-12",
+        ],
+    );
+    let end: Timestamp = "2026-03-13T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        f.security.temp_greeting_expiry(&mb("1001")).unwrap(),
+        Some(end)
+    );
+    assert!(
+        f.store
+            .has_greeting(&mb("1001"), GreetingKind::Temporary)
+            .unwrap()
+    );
+
+    // Next login: reminded, with the end date; the options menu says it too.
+    f.set_now("2026-03-12T23:59:59Z");
+    let (_, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                Input::Silence,
+                keys("0"),
+                keys("*"),
+                keys("#"),
+            ],
+        )
+        .await;
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-password",
+            "vm-temp-active",
+            "vm-temp-until",
+            "month-3",
+            "date-day-12",
+            "vm-no-messages",
+            "vm-main-menu",
+            "vm-temp-active",
+            "vm-options-menu",
+        ],
+    );
+
+    // Past the end: no reminder, and the greeting is gone.
+    f.set_now("2026-03-13T00:00:00Z");
+    let (_, call) = f.call(any("1001"), vec![keys("1234#"), keys("#")]).await;
+    assert!(!call.played().contains(&"vm-temp-active".to_string()));
+    assert!(
+        !f.store
+            .has_greeting(&mb("1001"), GreetingKind::Temporary)
+            .unwrap()
+    );
+    assert_eq!(f.security.temp_greeting_expiry(&mb("1001")).unwrap(), None);
+}
+
+#[tokio::test]
+async fn temporary_greeting_without_end_and_bad_day_counts() {
+    let f = fx();
+    // Days 0 and 999 are refused, then the caller keeps it for good.
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("4"),
+        Input::Speak(1.0),
+        keys("#"),
+        keys("1"),
+        keys("2"),
+        keys("0#"),
+        keys("999#"),
+        keys("7#"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_eq!(count_of(&call.played(), "vm-invalid"), 2);
+    assert_eq!(
+        f.security.temp_greeting_expiry(&mb("1001")).unwrap(),
+        Some("2026-03-17T00:00:00Z".parse().unwrap())
+    );
+    // Re-record from the temporary greeting menu, and keep it forever.
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("4"),
+        keys("1"),
+        Input::Speak(1.0),
+        keys("#"),
+        keys("1"),
+        keys("1"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &["vm-tempgreeting-menu", "vm-rec-temp", "vm-recording-saved"],
+    );
+    assert_eq!(f.security.temp_greeting_expiry(&mb("1001")).unwrap(), None);
+    assert!(
+        f.store
+            .has_greeting(&mb("1001"), GreetingKind::Temporary)
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn temporary_greeting_can_be_removed() {
+    let f = fx();
+    f.store
+        .save_greeting(&mb("1001"), GreetingKind::Temporary, &[3; 8000])
+        .unwrap();
+    f.security
+        .set_temp_greeting_expiry(&mb("1001"), Some("2026-04-01T00:00:00Z".parse().unwrap()))
+        .unwrap();
+    let (_, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                keys("0"),
+                keys("4"),
+                keys("2"),
+                keys("*"),
+                keys("#"),
+            ],
+        )
+        .await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-temp-active",
+            "vm-tempgreeting-menu",
+            "vm-tempgreeting-removed",
+        ],
+    );
+    assert!(
+        !f.store
+            .has_greeting(&mb("1001"), GreetingKind::Temporary)
+            .unwrap()
+    );
+    assert_eq!(f.security.temp_greeting_expiry(&mb("1001")).unwrap(), None);
+}
+
+#[tokio::test]
+async fn change_pin_twice_then_it_is_the_pin() {
+    let f = fx();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("5"),
+        keys("908172#"),
+        keys("908172#"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-newpassword",
+            "vm-reenterpassword",
+            "vm-password-changed",
+        ],
+    );
+    let state = std::fs::read_to_string(f.dir.path().join("security/1001.json")).unwrap();
+    assert!(
+        !state.contains("908172"),
+        "the PIN is stored hashed only: {state}"
+    );
+    // The old PIN no longer opens the box; the new one does, after a
+    // "restart" too.
+    let (out, _) = f
+        .call(
+            any("1001"),
+            vec![keys("1234#"), keys("1234#"), keys("1234#")],
+        )
+        .await;
+    assert!(matches!(out, RetrievalOutcome::LoginFailed { .. }));
+    let mut f = f;
+    f.security = cheap_security(f.dir.path());
+    let (out, _) = f.call(any("1001"), vec![keys("908172#"), keys("#")]).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn change_pin_rules_are_enforced() {
+    let f = fx();
+    // Too short, the box number, not digits: three refusals, back to the
+    // options; then a mismatch on another try.
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("5"),
+        keys("123#"),
+        keys("1001#"),
+        keys("12*34#"),
+        keys("5"),
+        keys("4444#"),
+        keys("4445#"),
+        Input::Silence,
+        Input::Silence,
+        keys("*"),
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_eq!(count_of(&played, "vm-password-invalid"), 3);
+    assert_in_order(
+        &played,
+        &[
+            "vm-password-invalid",
+            "vm-newpassword",
+            "vm-reenterpassword",
+            "vm-password-mismatch",
+        ],
+    );
+    assert!(!played.contains(&"vm-password-changed".to_string()));
+    // The PIN is unchanged.
+    let now = *f.clock.lock().unwrap();
+    assert_eq!(
+        f.security
+            .check_pin(&mb("1001"), "1234", "1234", now)
+            .unwrap(),
+        PinCheck::Accepted
+    );
+}
+
+#[tokio::test]
+async fn options_menu_invalid_key_and_back() {
+    let f = fx();
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                keys("0"),
+                keys("9"),
+                Input::Silence,
+                keys("*"),
+                keys("#"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    assert_in_order(
+        &call.played(),
+        &[
+            "vm-options-menu",
+            "vm-invalid",
+            "vm-options-menu",
+            "vm-goodbye-only",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn changes_made_by_phone_are_published() {
+    use crate::notify::events::{EventBus, EventKind};
+    let f = fx();
+    let m1 = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let m2 = f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let bus = EventBus::new();
+    let mut rx = bus.subscribe();
+    let ctx = f.ctx().with_events(bus);
+    // Hear 1 and delete it; hear 2, save it and forward it to 1002.
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("7"),
+        keys("6"),
+        keys("9"),
+        keys("8"),
+        keys("1002#"),
+        keys("2"),
+        keys("#"),
+    ];
+    let mut call = FakeCall::new("1001", "*99", script).with_prompts(prompts());
+    let out = run(&mut call, &ctx, any("1001")).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push((
+            e.event,
+            e.mailbox,
+            e.message.id,
+            e.message.folder,
+            e.previous_folder,
+        ));
+    }
+    let copy = f.ids("1002", Folder::Inbox).pop().unwrap();
+    assert_eq!(
+        events,
+        [
+            (
+                EventKind::Updated,
+                "1001".into(),
+                m1.id.clone(),
+                Folder::Old,
+                Some(Folder::Inbox)
+            ),
+            (
+                EventKind::Updated,
+                "1001".into(),
+                m2.id.clone(),
+                Folder::Old,
+                Some(Folder::Inbox)
+            ),
+            (
+                EventKind::Updated,
+                "1001".into(),
+                m2.id.clone(),
+                Folder::Saved,
+                Some(Folder::Old)
+            ),
+            (EventKind::Created, "1002".into(), copy, Folder::Inbox, None),
+            (
+                EventKind::Deleted,
+                "1001".into(),
+                m1.id.clone(),
+                Folder::Old,
+                None
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn abandoning_a_temporary_greeting_rerecord_keeps_the_old_one() {
+    let f = fx();
+    f.store
+        .save_greeting(&mb("1001"), GreetingKind::Temporary, &[3; 8000])
+        .unwrap();
+    let end: Timestamp = "2026-04-01T00:00:00Z".parse().unwrap();
+    f.security
+        .set_temp_greeting_expiry(&mb("1001"), Some(end))
+        .unwrap();
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("4"),
+        keys("1"),
+        Input::Speak(1.0),
+        Input::Hangup,
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::HungUp {
+            mailbox: Some("1001".into())
+        }
+    );
+    assert!(call.log.contains(&Action::Recorded {
+        samples: 8000,
+        reason: StopReason::Stopped
+    }));
+    let g = f
+        .store
+        .load_greeting(&mb("1001"), GreetingKind::Temporary)
+        .unwrap()
+        .unwrap();
+    assert_eq!(g, vec![3; 8000]);
+    assert_eq!(
+        f.security.temp_greeting_expiry(&mb("1001")).unwrap(),
+        Some(end)
+    );
+    assert_eq!(
+        std::fs::read_dir(f.dir.path().join("scratch"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -1,0 +1,236 @@
+//! Reading a message's audio and copying a message into another box
+//! (voicemail forwarding).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter};
+use std::path::Path;
+
+use super::fsutil::{self, SPEC, io_err, wav_err};
+use super::{Folder, MailboxId, MessageId, MessageMeta, Store, StoreError};
+
+fn open_wav(path: &Path) -> Result<hound::WavReader<BufReader<File>>, StoreError> {
+    let reader = hound::WavReader::open(path).map_err(|e| wav_err(path, e))?;
+    if reader.spec() != SPEC {
+        return Err(wav_err(
+            path,
+            hound::Error::FormatError("not 8 kHz mono 16-bit PCM"),
+        ));
+    }
+    Ok(reader)
+}
+
+impl Store {
+    fn read_meta(
+        &self,
+        mailbox: &MailboxId,
+        folder: Folder,
+        id: &MessageId,
+    ) -> Result<MessageMeta, StoreError> {
+        let (_, json) = self.message_paths(mailbox, folder, id);
+        let bytes = match fs::read(&json) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MessageNotFound {
+                    mailbox: mailbox.clone(),
+                    folder,
+                    id: id.clone(),
+                });
+            }
+            Err(e) => return Err(io_err(&json, e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Json {
+            path: json,
+            source: e,
+        })
+    }
+
+    /// A message's audio as 8 kHz mono PCM.
+    pub fn read_message_audio(
+        &self,
+        mailbox: &MailboxId,
+        folder: Folder,
+        id: &MessageId,
+    ) -> Result<Vec<i16>, StoreError> {
+        let path = self.message_audio_path(mailbox, folder, id)?;
+        open_wav(&path)?
+            .samples::<i16>()
+            .collect::<Result<Vec<i16>, _>>()
+            .map_err(|e| wav_err(&path, e))
+    }
+
+    /// Copies a message into `to`'s inbox as a new message (a fresh id
+    /// generated from `at`, so it sorts as the newest), with `intro` audio
+    /// in front of it (empty for none). The metadata is the original's
+    /// (caller, time received) with the new box, folder and duration.
+    ///
+    /// Atomic for readers of `to`: the audio is written to a hidden temp
+    /// file, synced and renamed, then the JSON is written atomically, so the
+    /// copy is listed whole or not at all.
+    pub fn copy_message(
+        &self,
+        from: &MailboxId,
+        folder: Folder,
+        id: &MessageId,
+        to: &MailboxId,
+        intro: &[i16],
+        at: jiff::Timestamp,
+    ) -> Result<MessageMeta, StoreError> {
+        let src_meta = self.read_meta(from, folder, id)?;
+        let src_wav = self.message_audio_path(from, folder, id)?;
+        let mut reader = open_wav(&src_wav)?;
+        let total = intro.len() as u64 + u64::from(reader.len());
+        if total > super::writer::MAX_SAMPLES {
+            return Err(StoreError::TooLong {
+                max_samples: super::writer::MAX_SAMPLES,
+            });
+        }
+        self.ensure_mailbox(to)?;
+        let inbox = self.folder_dir(to, Folder::Inbox);
+        for _ in 0..8 {
+            let new_id = MessageId::generate(at);
+            let (wav, json) = self.message_paths(to, Folder::Inbox, &new_id);
+            if fsutil::exists(&wav)? || fsutil::exists(&json)? {
+                continue;
+            }
+            let tmp = fsutil::temp_path_for(&wav);
+            let written = (|| {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(|e| io_err(&tmp, e))?;
+                let sync = file.try_clone().map_err(|e| io_err(&tmp, e))?;
+                let mut w = hound::WavWriter::new(BufWriter::new(file), SPEC)
+                    .map_err(|e| wav_err(&tmp, e))?;
+                for &s in intro {
+                    w.write_sample(s).map_err(|e| wav_err(&tmp, e))?;
+                }
+                for s in reader.samples::<i16>() {
+                    let s = s.map_err(|e| wav_err(&src_wav, e))?;
+                    w.write_sample(s).map_err(|e| wav_err(&tmp, e))?;
+                }
+                w.finalize().map_err(|e| wav_err(&tmp, e))?;
+                sync.sync_all().map_err(|e| io_err(&tmp, e))?;
+                if fsutil::exists(&wav)? {
+                    return Err(StoreError::MessageExists {
+                        mailbox: to.clone(),
+                        folder: Folder::Inbox,
+                        id: new_id.clone(),
+                    });
+                }
+                fs::rename(&tmp, &wav).map_err(|e| io_err(&wav, e))
+            })();
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            fsutil::sync_dir(&inbox)?;
+            let meta = MessageMeta {
+                id: new_id.as_str().to_owned(),
+                mailbox: to.as_str().to_owned(),
+                folder: Folder::Inbox,
+                duration_seconds: total as f64 / f64::from(SPEC.sample_rate),
+                ..src_meta
+            };
+            if let Err(e) = fsutil::atomic_write_json(&json, &meta) {
+                let _ = fs::remove_file(&wav);
+                return Err(e);
+            }
+            return Ok(meta);
+        }
+        Err(StoreError::IdExhausted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::NewMessage;
+    use super::*;
+
+    fn mb(s: &str) -> MailboxId {
+        MailboxId::try_from(s).unwrap()
+    }
+
+    fn deposit(store: &Store, mailbox: &str, samples: &[i16]) -> MessageMeta {
+        let mut w = store
+            .begin_message(NewMessage {
+                mailbox: mb(mailbox),
+                caller_number: "+3225550100".into(),
+                caller_name: Some("Alice".into()),
+                called_number: mailbox.into(),
+                call_id: "c1".into(),
+                codec: "PCMU".into(),
+                started_at: "2026-03-02T09:05:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        w.write(samples).unwrap();
+        w.finish(0).unwrap().unwrap()
+    }
+
+    #[test]
+    fn copy_with_intro_lands_whole_in_the_other_inbox() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let body: Vec<i16> = (0..8000).map(|i| (i % 100) as i16).collect();
+        let orig = deposit(&store, "1001", &body);
+        let id = MessageId::try_from(orig.id.as_str()).unwrap();
+        let at = "2026-03-03T10:00:00Z".parse().unwrap();
+        let copy = store
+            .copy_message(&mb("1001"), Folder::Inbox, &id, &mb("1002"), &[7; 4000], at)
+            .unwrap();
+        assert_eq!(copy.mailbox, "1002");
+        assert_eq!(copy.folder, Folder::Inbox);
+        assert_eq!(copy.duration_seconds, 1.5);
+        assert_eq!(copy.caller_number, orig.caller_number);
+        assert_eq!(copy.received_at, orig.received_at);
+        assert!(copy.id.starts_with("20260303-100000-"), "{}", copy.id);
+        let listed = store.list_messages(&mb("1002"), Folder::Inbox).unwrap();
+        assert_eq!(listed, vec![copy.clone()]);
+        let audio = store
+            .read_message_audio(
+                &mb("1002"),
+                Folder::Inbox,
+                &MessageId::try_from(copy.id.as_str()).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(&audio[..4000], &[7; 4000][..]);
+        assert_eq!(&audio[4000..], &body[..]);
+        // The original is untouched, and no temp file is left behind.
+        assert_eq!(
+            store
+                .read_message_audio(&mb("1001"), Folder::Inbox, &id)
+                .unwrap(),
+            body
+        );
+        let names: Vec<String> = fs::read_dir(store.folder_dir(&mb("1002"), Folder::Inbox))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+
+    #[test]
+    fn copy_of_a_missing_message_fails_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let id = MessageId::try_from("20260101-000000-000000").unwrap();
+        let err = store
+            .copy_message(
+                &mb("1001"),
+                Folder::Old,
+                &id,
+                &mb("1002"),
+                &[],
+                jiff::Timestamp::now(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MessageNotFound { .. }), "{err}");
+        assert!(
+            store
+                .list_messages(&mb("1002"), Folder::Inbox)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

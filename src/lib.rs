@@ -7,10 +7,13 @@
 //! under the data directory), `prompts`, `config`, and `server`, which wires
 //! them together.
 
+pub mod api;
 pub mod apps;
 pub mod call;
 pub mod config;
+pub mod dialplan;
 pub mod media;
+pub mod notify;
 pub mod prompts;
 pub mod sdp;
 pub mod server;

@@ -6,7 +6,7 @@
 //! the line of the offending value. Single values still go through serde
 //! (`ValueDeserializer`), so type errors read the way toml words them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -16,11 +16,24 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::source::LineIndex;
 use super::{
-    Config, ConfigError, ConfigErrors, LANGUAGES, MailboxConfig, PromptConfig, RtpConfig,
-    SipConfig, StorageConfig, VoicemailConfig,
+    ApiToken, Config, ConfigError, ConfigErrors, DEFAULT_EMAIL_BODY, DEFAULT_EMAIL_SUBJECT,
+    EMAIL_PLACEHOLDERS, HttpConfig, LANGUAGES, MIN_TOKEN_LEN, MailboxConfig, MwiConfig,
+    PromptConfig, RtpConfig, SipConfig, SmtpConfig, StorageConfig, TokenScope, VoicemailConfig,
+    WebhookConfig,
 };
 
-const TOP_KEYS: &[&str] = &["sip", "rtp", "storage", "prompts", "voicemail", "mailbox"];
+const TOP_KEYS: &[&str] = &[
+    "sip",
+    "rtp",
+    "storage",
+    "prompts",
+    "voicemail",
+    "mailbox",
+    "http",
+    "smtp",
+    "webhook",
+    "mwi",
+];
 const SIP_KEYS: &[&str] = &["listen", "public_address", "user_agent", "answer_delay_ms"];
 const RTP_KEYS: &[&str] = &["port_min", "port_max"];
 const STORAGE_KEYS: &[&str] = &["data_dir"];
@@ -31,7 +44,24 @@ const VOICEMAIL_KEYS: &[&str] = &[
     "silence_timeout_seconds",
     "silence_threshold",
 ];
-const MAILBOX_KEYS: &[&str] = &["number", "pin", "name", "language", "email"];
+const MAILBOX_KEYS: &[&str] = &[
+    "number",
+    "pin",
+    "name",
+    "language",
+    "email",
+    "attach_audio",
+    "delete_after_email",
+    "timezone",
+    "sip_password",
+];
+const HTTP_KEYS: &[&str] = &["listen", "tokens"];
+const TOKEN_KEYS: &[&str] = &["token", "scope"];
+const SMTP_KEYS: &[&str] = &[
+    "host", "port", "from", "username", "password", "starttls", "subject", "body",
+];
+const WEBHOOK_KEYS: &[&str] = &["url", "secret"];
+const MWI_KEYS: &[&str] = &["unsolicited", "realm"];
 
 /// Longest recording we accept: one hour keeps a message file reasonable.
 const MAX_MESSAGE_SECONDS: u32 = 3600;
@@ -112,7 +142,7 @@ impl Checker<'_> {
                 );
             }
         }
-        Config {
+        let mut config = Config {
             sip: self
                 .section(root, "sip", "[sip]", SIP_KEYS)
                 .map(|s| self.sip(&s))
@@ -133,8 +163,29 @@ impl Checker<'_> {
                 .section(root, "voicemail", "[voicemail]", VOICEMAIL_KEYS)
                 .map(|s| self.voicemail(&s))
                 .unwrap_or_default(),
-            mailboxes: self.mailboxes(root),
-        }
+            mailboxes: Vec::new(),
+            http: HttpConfig::default(),
+            smtp: None,
+            webhooks: Vec::new(),
+            mwi: MwiConfig::default(),
+        };
+        config.mailboxes = self.mailboxes(root);
+        // Token scopes name mailboxes, so they are checked after them.
+        config.http = self
+            .section(root, "http", "[http]", HTTP_KEYS)
+            .map(|s| self.http(&s, &config.mailboxes))
+            .unwrap_or_default();
+        let smtp_header = root.get("smtp").map_or(0..0, |v| v.span());
+        config.smtp = self
+            .section(root, "smtp", "[smtp]", SMTP_KEYS)
+            .and_then(|s| self.smtp(&s, smtp_header));
+        config.webhooks = self.webhooks(root);
+        config.mwi = self
+            .section(root, "mwi", "[mwi]", MWI_KEYS)
+            .map(|s| self.mwi(&s))
+            .unwrap_or_default();
+        config.mwi.sip_passwords = self.sip_passwords(root, &config.mailboxes);
+        config
     }
 
     /// A top-level table, with its unknown keys reported. `None` (defaults)
@@ -487,12 +538,7 @@ impl Checker<'_> {
         let name = self.value::<String>(s, "name").map(|(v, _)| v);
         let language = self.language(s, "language");
         let email = self.value::<String>(s, "email").and_then(|(email, span)| {
-            // Deliberately loose: the mail server is the real judge.
-            let plausible = email
-                .split_once('@')
-                .is_some_and(|(user, host)| !user.is_empty() && !host.is_empty())
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-            if plausible {
+            if plausible_email(&email) {
                 Some(email)
             } else {
                 self.error(
@@ -502,6 +548,33 @@ impl Checker<'_> {
                 None
             }
         });
+        let attach_audio = self.value::<bool>(s, "attach_audio").is_none_or(|(v, _)| v);
+        let delete_after_email = match self.value::<bool>(s, "delete_after_email") {
+            Some((true, span)) if s.get("email").is_none() => {
+                self.error(
+                    span,
+                    "`delete_after_email` in [[mailbox]] needs `email`: the message \
+                     would be deleted without being sent"
+                        .to_owned(),
+                );
+                false
+            }
+            other => other.is_some_and(|(v, _)| v),
+        };
+        let timezone = match self.value::<String>(s, "timezone") {
+            Some((tz, _)) if jiff::tz::TimeZone::get(&tz).is_ok() => tz,
+            Some((tz, span)) => {
+                self.error(
+                    span,
+                    format!(
+                        "`timezone` in [[mailbox]]: unknown time zone `{tz}`, expected an \
+                         IANA name like \"Europe/Brussels\" or \"UTC\""
+                    ),
+                );
+                "UTC".to_owned()
+            }
+            None => "UTC".to_owned(),
+        };
         // Optional keys that were present but bad were reported above; the
         // box itself is still built so that other checks can use it.
         Some(MailboxConfig {
@@ -510,7 +583,395 @@ impl Checker<'_> {
             name: name.unwrap_or_default(),
             language,
             email,
+            attach_audio,
+            delete_after_email,
+            timezone,
         })
+    }
+
+    fn http(&mut self, s: &Section<'_, '_>, mailboxes: &[MailboxConfig]) -> HttpConfig {
+        let d = HttpConfig::default();
+        HttpConfig {
+            listen: self
+                .parsed(s, "listen", "a socket address like \"127.0.0.1:8080\"")
+                .unwrap_or(d.listen),
+            tokens: self.tokens(s, mailboxes),
+        }
+    }
+
+    /// `tokens = [{ token = "...", scope = "admin" | ["1001", ...] }]`.
+    fn tokens(&mut self, s: &Section<'_, '_>, mailboxes: &[MailboxConfig]) -> Vec<ApiToken> {
+        let Some(value) = s.get("tokens") else {
+            return Vec::new();
+        };
+        let DeValue::Array(entries) = value.get_ref() else {
+            self.error(
+                value.span(),
+                format!(
+                    "`tokens` in [http] must be an array of tables like \
+                     [{{ token = \"...\", scope = \"admin\" }}], found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut tokens: Vec<ApiToken> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for entry in entries.iter() {
+            let DeValue::Table(table) = entry.get_ref() else {
+                self.error(
+                    entry.span(),
+                    format!(
+                        "each of `tokens` in [http] must be a table like \
+                         {{ token = \"...\", scope = \"admin\" }}, found {}",
+                        entry.get_ref().type_str()
+                    ),
+                );
+                continue;
+            };
+            let section = Section {
+                name: "[http] tokens",
+                table,
+            };
+            self.unknown_keys(&section, TOKEN_KEYS);
+            let token = self
+                .required_string(
+                    &section,
+                    "token",
+                    &entry.span(),
+                    "\"<16 or more characters>\"",
+                )
+                .and_then(|(token, span)| {
+                    let ok =
+                        token.len() >= MIN_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_graphic());
+                    if !ok {
+                        // Not echoing the token: config errors end up in logs.
+                        self.error(
+                            span,
+                            format!(
+                                "`token` in [http] tokens: expected {MIN_TOKEN_LEN} or more \
+                                 printable ASCII characters without spaces"
+                            ),
+                        );
+                        return None;
+                    }
+                    let line = self.lines.position(span.start).0;
+                    if let Some(first) = seen.get(&token) {
+                        self.error(
+                            span,
+                            format!("duplicate token, first defined on line {first}"),
+                        );
+                        return None;
+                    }
+                    seen.insert(token.clone(), line);
+                    Some(token)
+                });
+            let scope = self.scope(&section, entry.span(), mailboxes);
+            if let (Some(token), Some(scope)) = (token, scope) {
+                tokens.push(ApiToken { token, scope });
+            }
+        }
+        tokens
+    }
+
+    fn scope(
+        &mut self,
+        s: &Section<'_, '_>,
+        header: Range<usize>,
+        mailboxes: &[MailboxConfig],
+    ) -> Option<TokenScope> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        const EXPECTED: &str = "expected \"admin\" or a list of mailbox numbers like [\"1001\"]";
+        if s.get("scope").is_none() {
+            self.error(header, format!("{} is missing `scope`, {EXPECTED}", s.name));
+            return None;
+        }
+        let (raw, span) = match self.value::<Raw>(s, "scope") {
+            Some(v) => v,
+            None => {
+                // The type error from serde is vague for untagged enums; the
+                // reported one is enough to find the line.
+                return None;
+            }
+        };
+        match raw {
+            Raw::One(s) if s == "admin" => Some(TokenScope::Admin),
+            Raw::One(other) => {
+                self.error(
+                    span,
+                    format!("`scope` in [http] tokens: `{other}` is not a scope, {EXPECTED}"),
+                );
+                None
+            }
+            Raw::Many(boxes) => {
+                let mut ok = true;
+                for b in &boxes {
+                    if !mailboxes.iter().any(|m| &m.number == b) {
+                        self.error(
+                            span.clone(),
+                            format!("`scope` in [http] tokens: `{b}` is not a configured mailbox"),
+                        );
+                        ok = false;
+                    }
+                }
+                if boxes.is_empty() {
+                    self.error(
+                        span,
+                        format!("`scope` in [http] tokens is empty, {EXPECTED}"),
+                    );
+                    ok = false;
+                }
+                ok.then_some(TokenScope::Mailboxes(boxes))
+            }
+        }
+    }
+
+    /// `[smtp]`; `None` when a required key is missing or invalid.
+    fn smtp(&mut self, s: &Section<'_, '_>, header: Range<usize>) -> Option<SmtpConfig> {
+        let host = self
+            .required_string(s, "host", &header, "\"mail.example.com\"")
+            .and_then(|(host, span)| {
+                if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+                    self.error(
+                        span,
+                        format!("`host` in [smtp]: `{host}` is not a host name"),
+                    );
+                    return None;
+                }
+                Some(host)
+            });
+        let from = self
+            .required_string(s, "from", &header, "\"voicemail@example.com\"")
+            .and_then(|(from, span)| {
+                if plausible_email(&from) {
+                    Some(from)
+                } else {
+                    self.error(
+                        span,
+                        format!("`from` in [smtp]: `{from}` is not an email address"),
+                    );
+                    None
+                }
+            });
+        let starttls = self.value::<bool>(s, "starttls").is_none_or(|(v, _)| v);
+        let port = match self.value::<u16>(s, "port") {
+            Some((0, span)) => {
+                self.error(span, "`port` in [smtp]: 0 is not a port".to_owned());
+                None
+            }
+            Some((p, _)) => Some(p),
+            None => Some(if starttls { 587 } else { 25 }),
+        };
+        let username = self.value::<String>(s, "username");
+        let password = self.value::<String>(s, "password");
+        match (&username, &password) {
+            (Some((_, span)), None) => self.error(
+                span.clone(),
+                "`username` in [smtp] needs `password` too".to_owned(),
+            ),
+            (None, Some((_, span))) => self.error(
+                span.clone(),
+                "`password` in [smtp] needs `username` too".to_owned(),
+            ),
+            _ => {}
+        }
+        let subject = self.template(s, "subject", DEFAULT_EMAIL_SUBJECT);
+        let body = self.template(s, "body", DEFAULT_EMAIL_BODY);
+        Some(SmtpConfig {
+            host: host?,
+            port: port?,
+            from: from?,
+            username: username.map(|(v, _)| v),
+            password: password.map(|(v, _)| v),
+            starttls,
+            subject: subject?,
+            body: body?,
+        })
+    }
+
+    /// An email template; its placeholders are checked now so a typo is
+    /// found by `voxmail check`, not by the first caller.
+    fn template(&mut self, s: &Section<'_, '_>, key: &str, default: &str) -> Option<String> {
+        let Some((text, span)) = self.value::<String>(s, key) else {
+            // Absent: the default. Wrong type: reported, and the section
+            // is unusable.
+            return s.get(key).is_none().then(|| default.to_owned());
+        };
+        if key == "subject" && text.contains(['\r', '\n']) {
+            self.error(span, "`subject` in [smtp]: must be one line".to_owned());
+            return None;
+        }
+        match super::render_template(&text, |name| {
+            EMAIL_PLACEHOLDERS.contains(&name).then(String::new)
+        }) {
+            Ok(_) => Some(text),
+            Err(e) => {
+                self.error(span, format!("`{key}` in [smtp]: {e}"));
+                None
+            }
+        }
+    }
+
+    fn mwi(&mut self, s: &Section<'_, '_>) -> MwiConfig {
+        let d = MwiConfig::default();
+        let realm = match self.value::<String>(s, "realm") {
+            Some((realm, span)) => {
+                let ok = !realm.is_empty()
+                    && realm.len() <= 64
+                    && realm
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+                if ok {
+                    realm
+                } else {
+                    self.error(
+                        span,
+                        format!(
+                            "`realm` in [mwi]: `{}` is not a realm, expected 1 to 64 printable \
+                             ASCII characters without spaces, quotes or backslashes",
+                            realm.escape_debug()
+                        ),
+                    );
+                    d.realm.clone()
+                }
+            }
+            None => d.realm.clone(),
+        };
+        MwiConfig {
+            unsolicited: self
+                .value::<bool>(s, "unsolicited")
+                .map_or(d.unsolicited, |(v, _)| v),
+            realm,
+            sip_passwords: d.sip_passwords,
+        }
+    }
+
+    /// `sip_password` of each valid `[[mailbox]]`, read after the boxes
+    /// themselves (its unknown-key check is theirs).
+    fn sip_passwords(
+        &mut self,
+        root: &DeTable<'_>,
+        mailboxes: &[MailboxConfig],
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(DeValue::Array(entries)) = root.get("mailbox").map(|v| v.get_ref()) else {
+            return out;
+        };
+        for entry in entries.iter() {
+            let DeValue::Table(table) = entry.get_ref() else {
+                continue;
+            };
+            let s = Section {
+                name: "[[mailbox]]",
+                table,
+            };
+            if s.get("sip_password").is_none() {
+                continue;
+            }
+            let Some((password, span)) =
+                self.required_string(&s, "sip_password", &entry.span(), "\"<a password>\"")
+            else {
+                continue;
+            };
+            let ok = (8..=128).contains(&password.chars().count())
+                && !password.chars().any(char::is_control);
+            if !ok {
+                // Not echoing the password: config errors end up in logs.
+                self.error(
+                    span,
+                    "`sip_password` in [[mailbox]]: expected 8 to 128 characters, \
+                     no control characters"
+                        .to_owned(),
+                );
+                continue;
+            }
+            // Boxes that failed their own checks were reported already.
+            let number = s.get("number").and_then(|v| match v.get_ref() {
+                DeValue::String(n) => Some(n.to_string()),
+                _ => None,
+            });
+            if let Some(number) = number
+                && mailboxes.iter().any(|m| m.number == number)
+            {
+                out.entry(number).or_insert(password);
+            }
+        }
+        out
+    }
+
+    fn webhooks(&mut self, root: &DeTable<'_>) -> Vec<WebhookConfig> {
+        let Some(value) = root.get("webhook") else {
+            return Vec::new();
+        };
+        let DeValue::Array(entries) = value.get_ref() else {
+            self.error(
+                value.span(),
+                format!(
+                    "`webhook` must be an array of tables, write [[webhook]] \
+                     for each one, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut hooks = Vec::new();
+        for entry in entries.iter() {
+            let DeValue::Table(table) = entry.get_ref() else {
+                self.error(
+                    entry.span(),
+                    format!(
+                        "each `webhook` must be a table, found {}",
+                        entry.get_ref().type_str()
+                    ),
+                );
+                continue;
+            };
+            let section = Section {
+                name: "[[webhook]]",
+                table,
+            };
+            self.unknown_keys(&section, WEBHOOK_KEYS);
+            let url = self
+                .required_string(
+                    &section,
+                    "url",
+                    &entry.span(),
+                    "\"https://example.com/hook\"",
+                )
+                .and_then(|(url, span)| {
+                    let ok = reqwest::Url::parse(&url).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                    });
+                    if ok {
+                        Some(url)
+                    } else {
+                        self.error(
+                            span,
+                            format!("`url` in [[webhook]]: `{url}` is not an http or https URL"),
+                        );
+                        None
+                    }
+                });
+            let secret = self
+                .required_string(&section, "secret", &entry.span(), "\"<a shared secret>\"")
+                .and_then(|(secret, span)| {
+                    if secret.is_empty() {
+                        self.error(span, "`secret` in [[webhook]] is empty".to_owned());
+                        None
+                    } else {
+                        Some(secret)
+                    }
+                });
+            if let (Some(url), Some(secret)) = (url, secret) {
+                hooks.push(WebhookConfig { url, secret });
+            }
+        }
+        hooks
     }
 
     /// A string key that must be present. Numbers and PINs written as
@@ -541,6 +1002,14 @@ impl Checker<'_> {
         }
         self.value(s, key)
     }
+}
+
+/// Deliberately loose: the mail server is the real judge.
+fn plausible_email(email: &str) -> bool {
+    email
+        .split_once('@')
+        .is_some_and(|(user, host)| !user.is_empty() && !host.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn valid_mailbox_number(number: &str) -> bool {

@@ -9,6 +9,7 @@
 mod check;
 mod source;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,13 @@ pub struct Config {
     pub voicemail: VoicemailConfig,
     /// `[[mailbox]]` entries in file order; numbers are unique.
     pub mailboxes: Vec<MailboxConfig>,
+    pub http: HttpConfig,
+    /// `[smtp]`; `None` when absent (no email is sent).
+    pub smtp: Option<SmtpConfig>,
+    /// `[[webhook]]` entries in file order.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `[mwi]`, and the `sip_password` of each `[[mailbox]]`.
+    pub mwi: MwiConfig,
 }
 
 /// `[sip]`.
@@ -139,6 +147,212 @@ pub struct MailboxConfig {
     /// One of [`LANGUAGES`]; `None` means the prompts' default.
     pub language: Option<String>,
     pub email: Option<String>,
+    /// Attach the message's audio to the notification email (default true).
+    pub attach_audio: bool,
+    /// Remove the message once its email was sent (default false; needs
+    /// `email`).
+    pub delete_after_email: bool,
+    /// IANA time zone name for dates in emails; "UTC" by default.
+    pub timezone: String,
+}
+
+/// `[http]`: the HTTP API, `/metrics` and the web inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted by `/api/v1`; none means only web-inbox
+    /// sessions (box + PIN) can use the API.
+    pub tokens: Vec<ApiToken>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Shortest API token accepted, so a token cannot be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// One `tokens` entry of `[http]`.
+#[derive(Clone, PartialEq)]
+pub struct ApiToken {
+    /// 16 or more printable ASCII characters, no spaces.
+    pub token: String,
+    pub scope: TokenScope,
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Configs get logged; tokens must not.
+        f.debug_struct("ApiToken")
+            .field("token", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// What an API token may touch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenScope {
+    /// Every mailbox.
+    Admin,
+    /// Only these (configured) mailbox numbers.
+    Mailboxes(Vec<String>),
+}
+
+/// `[smtp]`: where notification emails go.
+#[derive(Clone, PartialEq)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default 587 with STARTTLS, 25 without.
+    pub port: u16,
+    /// The sender address.
+    pub from: String,
+    /// Login, when both are set.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Require STARTTLS (default true). `false` sends in clear text, for a
+    /// local relay.
+    pub starttls: bool,
+    /// Templates; see [`EMAIL_PLACEHOLDERS`].
+    pub subject: String,
+    pub body: String,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("starttls", &self.starttls)
+            .field("subject", &self.subject)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// The names a `subject` or `body` template may use, as `{name}`; `{{` and
+/// `}}` are literal braces.
+pub const EMAIL_PLACEHOLDERS: &[&str] = &[
+    "mailbox",
+    "name",
+    "caller",
+    "caller_name",
+    "called",
+    "duration",
+    "date",
+    "id",
+];
+
+pub const DEFAULT_EMAIL_SUBJECT: &str = "New voicemail from {caller} in mailbox {mailbox}";
+pub const DEFAULT_EMAIL_BODY: &str = "Hello {name},\n\n\
+You have a new voicemail message in mailbox {mailbox}.\n\n\
+From:     {caller_name} <{caller}>\n\
+Duration: {duration}\n\
+Date:     {date}\n\
+Message:  {id}\n";
+
+/// Fills `{name}` placeholders from `value`; `{{` and `}}` are literal
+/// braces. Errors name the first unknown placeholder or unbalanced brace.
+pub fn render_template(
+    template: &str,
+    mut value: impl FnMut(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            out.push('{');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            out.push('}');
+            rest = after;
+        } else if tail.starts_with('}') {
+            return Err("unmatched `}` (write `}}` for a literal brace)".to_owned());
+        } else {
+            let Some(end) = tail.find('}') else {
+                return Err("unclosed `{` (write `{{` for a literal brace)".to_owned());
+            };
+            let name = &tail[1..end];
+            match value(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}`, expected one of {}",
+                        EMAIL_PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("`{{{p}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            rest = &tail[end + 1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// One `[[webhook]]`: every event is POSTed here as JSON, signed with
+/// `secret` (`X-Voxmail-Signature: sha256=<hex HMAC of the body>`).
+#[derive(Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// An http or https URL.
+    pub url: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `[mwi]`: message-waiting lamps, and the registrar phones use to get them.
+#[derive(Clone, PartialEq)]
+pub struct MwiConfig {
+    /// Also NOTIFY registered contacts that did not subscribe (default
+    /// false).
+    pub unsolicited: bool,
+    /// The digest realm the registrar challenges with (default "voxmail").
+    pub realm: String,
+    /// SIP users who may REGISTER (and must authenticate to SUBSCRIBE to
+    /// their box): mailbox number → the `sip_password` of that
+    /// `[[mailbox]]`.
+    pub sip_passwords: BTreeMap<String, String>,
+}
+
+impl Default for MwiConfig {
+    fn default() -> Self {
+        MwiConfig {
+            unsolicited: false,
+            realm: "voxmail".to_owned(),
+            sip_passwords: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for MwiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MwiConfig")
+            .field("unsolicited", &self.unsolicited)
+            .field("realm", &self.realm)
+            .field("sip_users", &self.sip_passwords.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// One problem in a config file. `line` and `column` are 1-based; line 0
@@ -692,6 +906,350 @@ pin = \"1234\"
         assert!(
             errs.to_string()
                 .starts_with(&format!("{}: cannot read config", missing.display()))
+        );
+    }
+
+    #[test]
+    fn http_smtp_webhook_defaults() {
+        let c = ok("[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\n");
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(c.http.tokens.is_empty());
+        assert_eq!(c.smtp, None);
+        assert!(c.webhooks.is_empty());
+        let b = c.mailbox("1").unwrap();
+        assert!(b.attach_audio);
+        assert!(!b.delete_after_email);
+        assert_eq!(b.timezone, "UTC");
+        let c = ok("[smtp]\nhost = \"localhost\"\nfrom = \"vm@example.com\"\nstarttls = false\n");
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.port, 25);
+        assert!(!smtp.starttls);
+        assert_eq!(smtp.subject, DEFAULT_EMAIL_SUBJECT);
+        assert_eq!(smtp.body, DEFAULT_EMAIL_BODY);
+        let c = ok("[smtp]\nhost = \"mail.example.com\"\nfrom = \"vm@example.com\"\n");
+        assert_eq!(c.smtp.unwrap().port, 587);
+    }
+
+    #[test]
+    fn http_smtp_webhook_values_are_read() {
+        let c = ok(r#"
+[http]
+listen = "0.0.0.0:9090"
+tokens = [
+  { token = "0123456789abcdef-admin", scope = "admin" },
+  { token = "0123456789abcdef-alice", scope = ["1001"] },
+]
+
+[smtp]
+host = "mail.example.com"
+port = 2525
+from = "voicemail@example.com"
+username = "vm"
+password = "s3cret"
+starttls = true
+subject = "Voicemail for {mailbox} from {caller}"
+body = "{{literal}} {duration} {date}"
+
+[[webhook]]
+url = "https://hooks.example.com/voxmail"
+secret = "shh"
+
+[[webhook]]
+url = "http://127.0.0.1:9000/x"
+secret = "other"
+
+[[mailbox]]
+number = "1001"
+pin = "1234"
+email = "alice@example.com"
+attach_audio = false
+delete_after_email = true
+timezone = "Europe/Brussels"
+"#);
+        assert_eq!(c.http.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(c.http.tokens.len(), 2);
+        assert_eq!(c.http.tokens[0].token, "0123456789abcdef-admin");
+        assert_eq!(c.http.tokens[0].scope, TokenScope::Admin);
+        assert_eq!(
+            c.http.tokens[1].scope,
+            TokenScope::Mailboxes(vec!["1001".to_owned()])
+        );
+        let smtp = c.smtp.as_ref().unwrap();
+        assert_eq!(smtp.host, "mail.example.com");
+        assert_eq!(smtp.port, 2525);
+        assert_eq!(smtp.username.as_deref(), Some("vm"));
+        assert_eq!(smtp.password.as_deref(), Some("s3cret"));
+        assert!(smtp.starttls);
+        assert_eq!(smtp.subject, "Voicemail for {mailbox} from {caller}");
+        assert_eq!(c.webhooks.len(), 2);
+        assert_eq!(c.webhooks[1].url, "http://127.0.0.1:9000/x");
+        assert_eq!(c.webhooks[1].secret, "other");
+        let b = c.mailbox("1001").unwrap();
+        assert!(!b.attach_audio);
+        assert!(b.delete_after_email);
+        assert_eq!(b.timezone, "Europe/Brussels");
+        // Secrets stay out of Debug output (configs get logged).
+        let shown = format!("{c:?}");
+        for secret in ["0123456789abcdef-admin", "s3cret", "shh"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The [[table]] spelling of tokens works too.
+        let c = ok("[[http.tokens]]\ntoken = \"0123456789abcdef\"\nscope = \"admin\"\n");
+        assert_eq!(c.http.tokens[0].scope, TokenScope::Admin);
+    }
+
+    #[test]
+    fn bad_http_sections() {
+        assert_eq!(
+            one_error("[http]\nlisten = \"localhost\"\n", "not a socket address"),
+            2
+        );
+        assert_eq!(
+            one_error("[http]\nport = 1\n", "unknown key `port` in [http]"),
+            2
+        );
+        assert_eq!(
+            one_error("[http]\ntokens = \"x\"\n", "must be an array of tables"),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [{ token = \"short\", scope = \"admin\" }]\n",
+                "16 or more"
+            ),
+            2
+        );
+        // The token itself is not echoed.
+        let errs =
+            errors("[http]\ntokens = [{ token = \"has a space in it!\", scope = \"admin\" }]\n");
+        assert!(!errs[0].2.contains("space in"), "{errs:?}");
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [{ token = \"0123456789abcdef\", scope = \"root\" }]\n",
+                "`root` is not a scope"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [{ token = \"0123456789abcdef\" }]\n",
+                "missing `scope`"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1001\"\npin = \"1234\"\n[http]\ntokens = [\n  { token = \"0123456789abcdef\", scope = [\"1001\", \"1009\"] },\n]\n",
+                "`1009` is not a configured mailbox"
+            ),
+            6
+        );
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [{ token = \"0123456789abcdef\", scope = [] }]\n",
+                "is empty"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [{ token = \"0123456789abcdef\", scope = \"admin\", x = 1 }]\n",
+                "unknown key `x` in [http] tokens"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[http]\ntokens = [\n{ token = \"0123456789abcdef\", scope = \"admin\" },\n{ token = \"0123456789abcdef\", scope = \"admin\" },\n]\n",
+                "duplicate token, first defined on line 3"
+            ),
+            4
+        );
+    }
+
+    #[test]
+    fn bad_smtp_sections() {
+        assert_eq!(
+            one_error("\n[smtp]\nfrom = \"a@b.c\"\n", "[smtp] is missing `host`"),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"nobody\"\n",
+                "not an email address"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nport = 0\n",
+                "0 is not a port"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\n",
+                "needs `password`"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nsubject = \"From {callr}\"\n",
+                "unknown placeholder `{callr}`"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nbody = \"oops {\"\n",
+                "unclosed `{`"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nsubject = \"a\\nb\"\n",
+                "one line"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = 1\n",
+                "unknown key `tls`"
+            ),
+            4
+        );
+    }
+
+    #[test]
+    fn bad_webhooks() {
+        assert_eq!(
+            one_error(
+                "[[webhook]]\nurl = \"ftp://x/y\"\nsecret = \"s\"\n",
+                "not an http or https URL"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error("[[webhook]]\nurl = \"http://x/y\"\n", "missing `secret`"),
+            1
+        );
+        assert_eq!(
+            one_error(
+                "[[webhook]]\nurl = \"http://x/y\"\nsecret = \"\"\n",
+                "is empty"
+            ),
+            3
+        );
+        assert_eq!(one_error("webhook = 1\n", "array of tables"), 1);
+    }
+
+    #[test]
+    fn bad_mailbox_notification_keys() {
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\ntimezone = \"Mars/Olympus\"\n",
+                "unknown time zone `Mars/Olympus`"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\ndelete_after_email = true\n",
+                "needs `email`"
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\nattach_audio = \"yes\"\n",
+                "attach_audio"
+            ),
+            4
+        );
+    }
+
+    #[test]
+    fn templates_render() {
+        let v = |n: &str| (n == "a").then(|| "X".to_owned());
+        assert_eq!(render_template("{a}-{{a}}-}}", v).unwrap(), "X-{a}-}");
+        assert!(
+            render_template("{b}", v)
+                .unwrap_err()
+                .contains("unknown placeholder `{b}`")
+        );
+        assert!(
+            render_template("x } y", v)
+                .unwrap_err()
+                .contains("unmatched `}`")
+        );
+        assert!(render_template("{a", v).unwrap_err().contains("unclosed"));
+        assert_eq!(render_template("é{a}ü", v).unwrap(), "éXü");
+    }
+
+    #[test]
+    fn mwi_section_and_sip_passwords() {
+        let c = ok("[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\n");
+        assert!(!c.mwi.unsolicited);
+        assert_eq!(c.mwi.realm, "voxmail");
+        assert!(c.mwi.sip_passwords.is_empty());
+        let c = ok(r#"
+[mwi]
+unsolicited = true
+realm = "pbx.example.com"
+
+[[mailbox]]
+number = "1001"
+pin = "1234"
+sip_password = "correct horse"
+
+[[mailbox]]
+number = "1002"
+pin = "5678"
+"#);
+        assert!(c.mwi.unsolicited);
+        assert_eq!(c.mwi.realm, "pbx.example.com");
+        assert_eq!(c.mwi.sip_passwords.len(), 1);
+        assert_eq!(c.mwi.sip_passwords["1001"], "correct horse");
+        // The password stays out of Debug output.
+        assert!(!format!("{c:?}").contains("correct horse"));
+        assert!(format!("{:?}", c.mwi).contains("\"1001\""));
+
+        assert_eq!(
+            one_error("[mwi]\nunsolicited = \"yes\"\n", "unsolicited"),
+            2
+        );
+        assert_eq!(one_error("[mwi]\nrealm = \"a b\"\n", "is not a realm"), 2);
+        assert_eq!(one_error("[mwi]\nrealm = \"\"\n", "is not a realm"), 2);
+        assert_eq!(
+            one_error("\n[mwi]\nlamp = 1\n", "unknown key `lamp` in [mwi]"),
+            3
+        );
+        assert_eq!(one_error("mwi = 1\n", "must be a table"), 1);
+        let short = "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\nsip_password = \"hunter2\"\n";
+        let errs = errors(short);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, 4);
+        assert!(errs[0].2.contains("8 to 128 characters"), "{errs:?}");
+        assert!(!errs[0].2.contains("hunter2"), "the password is not echoed");
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\nsip_password = 12345678\n",
+                "must be a quoted string"
+            ),
+            4
+        );
+        // A box that failed its own checks contributes no SIP user, and
+        // only its own error is reported.
+        assert_eq!(
+            one_error(
+                "[[mailbox]]\nnumber = \"1\"\npin = \"12\"\nsip_password = \"long enough\"\n",
+                "4 to 12 digits"
+            ),
+            3
         );
     }
 

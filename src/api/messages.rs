@@ -1,0 +1,575 @@
+//! Mailboxes and their messages: listing, metadata, moving (read state,
+//! folders), deleting, and audio download with HTTP Range.
+
+use std::io::SeekFrom;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::{ApiState, blocking, json_rejection, query_rejection};
+use crate::config::MailboxConfig;
+use crate::store::{Folder, GreetingKind, MailboxId, MessageId, MessageMeta, Store};
+
+/// Default and largest page size.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+/// Audio is streamed in chunks of this size.
+const CHUNK: usize = 64 * 1024;
+
+/// Validates the box id (400), the caller's scope (403) and that the box
+/// is configured (404).
+pub(crate) fn mailbox_for<'s>(
+    state: &'s ApiState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(MailboxId, &'s MailboxConfig), ApiError> {
+    let id = MailboxId::try_from(raw)?;
+    caller.require(id.as_str())?;
+    let cfg = state
+        .config
+        .mailbox(id.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("no mailbox {id}")))?;
+    Ok((id, cfg))
+}
+
+#[derive(serde::Serialize)]
+struct MailboxView {
+    number: String,
+    name: String,
+    language: String,
+    email: Option<String>,
+    attach_audio: bool,
+    delete_after_email: bool,
+    timezone: String,
+    messages: Counts,
+    greetings: Greetings,
+}
+
+#[derive(serde::Serialize)]
+struct Counts {
+    inbox: usize,
+    old: usize,
+    saved: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Greetings {
+    unavailable: bool,
+    busy: bool,
+    temp: bool,
+    name: bool,
+}
+
+fn mailbox_view(
+    state: &ApiState,
+    store: &Store,
+    cfg: &MailboxConfig,
+) -> Result<MailboxView, ApiError> {
+    let id = MailboxId::try_from(cfg.number.as_str())?;
+    let count = |f| store.list_messages(&id, f).map(|v| v.len());
+    let has = |k| store.has_greeting(&id, k);
+    Ok(MailboxView {
+        number: cfg.number.clone(),
+        name: cfg.name.clone(),
+        language: state.config.mailbox_language(cfg).to_owned(),
+        email: cfg.email.clone(),
+        attach_audio: cfg.attach_audio,
+        delete_after_email: cfg.delete_after_email,
+        timezone: cfg.timezone.clone(),
+        messages: Counts {
+            inbox: count(Folder::Inbox)?,
+            old: count(Folder::Old)?,
+            saved: count(Folder::Saved)?,
+        },
+        greetings: Greetings {
+            unavailable: has(GreetingKind::Unavailable)?,
+            busy: has(GreetingKind::Busy)?,
+            temp: has(GreetingKind::Temporary)?,
+            name: has(GreetingKind::Name)?,
+        },
+    })
+}
+
+/// `GET /api/v1/mailboxes`: the configured boxes the caller may see.
+pub async fn list_mailboxes(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let boxes = blocking(move || {
+        st.config
+            .mailboxes
+            .iter()
+            .filter(|m| caller.allows(&m.number))
+            .map(|m| mailbox_view(&st, &st.store, m))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "mailboxes": boxes })).into_response())
+}
+
+/// `GET /api/v1/mailboxes/{box}`.
+pub async fn show_mailbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let number = mailbox_for(&state, &caller, &raw)?.1.number.clone();
+    let st = state.clone();
+    let view = blocking(move || {
+        let cfg = st.config.mailbox(&number).expect("checked above");
+        mailbox_view(&st, &st.store, cfg)
+    })
+    .await?;
+    Ok(Json(view).into_response())
+}
+
+/// A message as the API shows it.
+#[derive(serde::Serialize)]
+pub(crate) struct MessageView {
+    #[serde(flatten)]
+    meta: MessageMeta,
+    /// Not heard yet (still in the inbox).
+    unread: bool,
+    audio_url: String,
+}
+
+impl MessageView {
+    fn new(meta: MessageMeta) -> MessageView {
+        MessageView {
+            unread: meta.folder == Folder::Inbox,
+            audio_url: format!(
+                "/api/v1/mailboxes/{}/messages/{}/audio",
+                meta.mailbox, meta.id
+            ),
+            meta,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// inbox (default), old, saved or all.
+    folder: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    unread: Option<bool>,
+}
+
+/// `GET /api/v1/mailboxes/{box}/messages?folder=&limit=&offset=&unread=`,
+/// newest first.
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_rejection)?;
+    let (mailbox, _) = mailbox_for(&state, &caller, &raw)?;
+    let folder_name = q.folder.unwrap_or_else(|| "inbox".to_owned());
+    let folders: Vec<Folder> = if folder_name == "all" {
+        Folder::ALL.to_vec()
+    } else {
+        vec![folder_name.parse::<Folder>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_folder",
+                format!(
+                    "unknown folder {:?}: expected inbox, old, saved or all",
+                    super::truncate(&folder_name, 32)
+                ),
+            )
+        })?]
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let store = state.store.clone();
+    let mb = mailbox.clone();
+    let mut all = blocking(move || {
+        let mut all = Vec::new();
+        for f in folders {
+            all.extend(store.list_messages(&mb, f)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    if let Some(unread) = q.unread {
+        all.retain(|m| (m.folder == Folder::Inbox) == unread);
+    }
+    // Ids start with the UTC time, so this is newest first.
+    all.sort_by(|a, b| b.id.cmp(&a.id));
+    let total = all.len();
+    let page: Vec<MessageView> = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(MessageView::new)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "mailbox": mailbox.as_str(),
+        "folder": folder_name,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "messages": page,
+    }))
+    .into_response())
+}
+
+/// The message's metadata, wherever it lies.
+fn find(store: &Store, mailbox: &MailboxId, id: &MessageId) -> Result<MessageMeta, ApiError> {
+    for folder in Folder::ALL {
+        if store.message_audio_path(mailbox, folder, id).is_ok()
+            && let Some(m) = store
+                .list_messages(mailbox, folder)?
+                .into_iter()
+                .find(|m| m.id == id.as_str())
+        {
+            return Ok(m);
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "no message {id} in mailbox {mailbox}"
+    )))
+}
+
+fn ids(
+    state: &ApiState,
+    caller: &Caller,
+    raw_box: &str,
+    raw_id: &str,
+) -> Result<(MailboxId, MessageId), ApiError> {
+    let (mailbox, _) = mailbox_for(state, caller, raw_box)?;
+    let id = MessageId::try_from(raw_id)?;
+    Ok((mailbox, id))
+}
+
+/// `GET /api/v1/mailboxes/{box}/messages/{id}`.
+pub async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((raw_box, raw_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    let store = state.store.clone();
+    let meta = blocking(move || find(&store, &mailbox, &id)).await?;
+    Ok(Json(MessageView::new(meta)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    folder: Option<String>,
+    read: Option<bool>,
+}
+
+/// Where a PATCH sends a message now in `current`.
+fn target_folder(current: Folder, patch: &Patch) -> Result<Folder, ApiError> {
+    let folder = patch
+        .folder
+        .as_deref()
+        .map(|f| {
+            f.parse::<Folder>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_folder",
+                    format!(
+                        "unknown folder {:?}: expected inbox, old or saved",
+                        super::truncate(f, 32)
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    match (folder, patch.read) {
+        (None, None) => Err(ApiError::bad_request(
+            "invalid_request",
+            "nothing to change: give \"folder\" and/or \"read\"",
+        )),
+        (Some(Folder::Inbox), Some(true)) | (Some(Folder::Old | Folder::Saved), Some(false)) => {
+            Err(ApiError::bad_request(
+                "invalid_request",
+                "\"read\" contradicts \"folder\": the inbox holds unread messages, old and saved hold read ones",
+            ))
+        }
+        (Some(f), _) => Ok(f),
+        // Heard: out of the inbox, like Asterisk; saved stays saved.
+        (None, Some(true)) if current == Folder::Inbox => Ok(Folder::Old),
+        (None, Some(true)) => Ok(current),
+        // Unheard again: back to the inbox.
+        (None, Some(false)) => Ok(Folder::Inbox),
+    }
+}
+
+/// `PATCH /api/v1/mailboxes/{box}/messages/{id}` with `{"folder": ...}`
+/// and/or `{"read": bool}`.
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((raw_box, raw_id)): Path<(String, String)>,
+    body: Result<Json<Patch>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    let Json(patch) = body.map_err(json_rejection)?;
+    let store = state.store.clone();
+    let (before, after) = blocking(move || {
+        let before = find(&store, &mailbox, &id)?;
+        let to = target_folder(before.folder, &patch)?;
+        let after = store.move_message(&mailbox, before.folder, to, &id)?;
+        Ok((before, after))
+    })
+    .await?;
+    if before.folder != after.folder {
+        state.events.message_updated(&after, Some(before.folder));
+    }
+    Ok(Json(MessageView::new(after)).into_response())
+}
+
+/// `DELETE /api/v1/mailboxes/{box}/messages/{id}`.
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((raw_box, raw_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    let store = state.store.clone();
+    let gone = blocking(move || {
+        let meta = find(&store, &mailbox, &id)?;
+        store.delete_message(&mailbox, meta.folder, &id)?;
+        Ok(meta)
+    })
+    .await?;
+    state.events.message_deleted(&gone);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioQuery {
+    format: Option<String>,
+}
+
+/// What a `Range` header asks of a resource of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ByteRange {
+    /// No (usable) range: the whole thing.
+    Full,
+    /// Inclusive `start..=end`.
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a single-range `bytes=` header. Other units and multiple ranges
+/// are ignored (RFC 9110 lets a server send the whole resource);
+/// malformed or out-of-bounds byte ranges are unsatisfiable.
+pub(crate) fn parse_range(header: Option<&str>, len: u64) -> ByteRange {
+    let Some(h) = header else {
+        return ByteRange::Full;
+    };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return ByteRange::Full;
+    };
+    if spec.contains(',') {
+        return ByteRange::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return ByteRange::Unsatisfiable;
+    };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.is_empty(), b.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match num(b) {
+            Some(n) if n > 0 && len > 0 => ByteRange::Partial(len.saturating_sub(n), len - 1),
+            _ => ByteRange::Unsatisfiable,
+        },
+        // bytes=A-
+        (false, true) => match num(a) {
+            Some(start) if start < len => ByteRange::Partial(start, len - 1),
+            _ => ByteRange::Unsatisfiable,
+        },
+        (false, false) => match (num(a), num(b)) {
+            (Some(start), Some(end)) if start <= end && start < len => {
+                ByteRange::Partial(start, end.min(len - 1))
+            }
+            _ => ByteRange::Unsatisfiable,
+        },
+        (true, true) => ByteRange::Unsatisfiable,
+    }
+}
+
+/// `GET /api/v1/mailboxes/{box}/messages/{id}/audio?format=wav`, with
+/// `Range` support (206 / 416).
+pub async fn audio(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((raw_box, raw_id)): Path<(String, String)>,
+    query: Result<Query<AudioQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_rejection)?;
+    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    match q.format.as_deref() {
+        None | Some("wav") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unsupported_format",
+                format!(
+                    "format {:?} is not available: messages are stored as wav",
+                    super::truncate(other, 16)
+                ),
+            ));
+        }
+    }
+    let store = state.store.clone();
+    let path = blocking(move || {
+        for folder in Folder::ALL {
+            if let Ok(p) = store.message_audio_path(&mailbox, folder, &id) {
+                return Ok(p);
+            }
+        }
+        Err(ApiError::not_found(format!(
+            "no message {id} in mailbox {mailbox}"
+        )))
+    })
+    .await?;
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        // Moved or deleted since we looked.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("the message is gone"));
+        }
+        Err(e) => return Err(ApiError::internal("cannot open message audio", e)),
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal("cannot stat message audio", e))?
+        .len();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, count) = match parse_range(range, len) {
+        ByteRange::Full => (StatusCode::OK, 0, len),
+        ByteRange::Partial(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+        ByteRange::Unsatisfiable => return Err(ApiError::range_not_satisfiable(len)),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::internal("cannot seek in message audio", e))?;
+    }
+    let stream = futures_util::stream::unfold((file, count), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; CHUNK.min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{raw_id}.wav\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let v = format!("bytes {start}-{}/{len}", start + count - 1);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&v).expect("ASCII"),
+        );
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use ByteRange::*;
+        let r = |h: &str| parse_range(Some(h), 1000);
+        assert_eq!(parse_range(None, 1000), Full);
+        assert_eq!(r("bytes=0-99"), Partial(0, 99));
+        assert_eq!(r("bytes=990-2000"), Partial(990, 999));
+        assert_eq!(r("bytes=500-"), Partial(500, 999));
+        assert_eq!(r("bytes=-100"), Partial(900, 999));
+        assert_eq!(r("bytes=-5000"), Partial(0, 999));
+        assert_eq!(r("bytes=1000-"), Unsatisfiable);
+        assert_eq!(r("bytes=1000-1001"), Unsatisfiable);
+        assert_eq!(r("bytes=5-4"), Unsatisfiable);
+        assert_eq!(r("bytes=-0"), Unsatisfiable);
+        assert_eq!(r("bytes=-"), Unsatisfiable);
+        assert_eq!(r("bytes=abc"), Unsatisfiable);
+        assert_eq!(r("bytes=+1-2"), Unsatisfiable);
+        assert_eq!(r("bytes=0-1,5-6"), Full);
+        assert_eq!(r("items=0-1"), Full);
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn patch_targets() {
+        let p = |folder: Option<&str>, read: Option<bool>| Patch {
+            folder: folder.map(str::to_owned),
+            read,
+        };
+        use Folder::*;
+        assert_eq!(target_folder(Inbox, &p(None, Some(true))).unwrap(), Old);
+        assert_eq!(target_folder(Saved, &p(None, Some(true))).unwrap(), Saved);
+        assert_eq!(target_folder(Old, &p(None, Some(false))).unwrap(), Inbox);
+        assert_eq!(
+            target_folder(Inbox, &p(Some("saved"), None)).unwrap(),
+            Saved
+        );
+        assert_eq!(
+            target_folder(Inbox, &p(Some("saved"), Some(true))).unwrap(),
+            Saved
+        );
+        assert_eq!(
+            target_folder(Inbox, &p(Some("trash"), None))
+                .unwrap_err()
+                .code,
+            "invalid_folder"
+        );
+        assert_eq!(
+            target_folder(Inbox, &p(Some("inbox"), Some(true)))
+                .unwrap_err()
+                .code,
+            "invalid_request"
+        );
+        assert_eq!(
+            target_folder(Inbox, &p(None, None)).unwrap_err().code,
+            "invalid_request"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The OpenAPI 3.1 description of the API, written by hand.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn box_param() -> Value {
+    json!({"name": "mailbox", "in": "path", "required": true,
+           "description": "Mailbox number: 1-32 characters of [0-9A-Za-z_-].",
+           "schema": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,32}$"}})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true,
+           "description": "Message id: 1-64 characters of [0-9A-Za-z_-].",
+           "schema": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"}})
+}
+
+fn kind_param() -> Value {
+    json!({"name": "kind", "in": "path", "required": true,
+           "schema": {"type": "string", "enum": ["unavailable", "busy", "temp", "name"]}})
+}
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document() -> Value {
+    let std_errors = json!({
+        "400": error_response("Bad id, body or parameter."),
+        "401": error_response("Missing or invalid bearer token."),
+        "403": error_response("The token's scope does not cover this mailbox."),
+        "404": error_response("No such mailbox, message or greeting.")
+    });
+    let with = |extra: Value| -> Value {
+        let mut r = std_errors.clone();
+        if let (Some(r), Some(extra)) = (r.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                r.insert(k.clone(), v.clone());
+            }
+        }
+        r
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "voxmail",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Mailboxes, messages, greetings and events of a voxmail server. \
+                Every /api/v1 route except login and openapi.json needs \
+                `Authorization: Bearer <token>`: a token from the [http] section of the \
+                configuration (scope admin or a list of boxes), or a session token from \
+                POST /api/v1/login. Errors are {\"error\": {\"code\", \"message\"}}."
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/login": {"post": {
+                "summary": "Sign in with a mailbox number and its PIN; returns a session token scoped to that box.",
+                "security": [],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["mailbox", "pin"], "additionalProperties": false,
+                    "properties": {"mailbox": {"type": "string"}, "pin": {"type": "string"}}}}}},
+                "responses": {
+                    "200": {"description": "Signed in.", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["token", "mailbox", "expires_in"],
+                        "properties": {"token": {"type": "string"}, "mailbox": {"type": "string"},
+                                       "expires_in": {"type": "integer", "description": "seconds"}}}}}},
+                    "400": error_response("Malformed body."),
+                    "401": error_response("Wrong mailbox or PIN."),
+                    "429": error_response("Too many wrong PINs: the box is locked for a while (Retry-After).")
+                }
+            }},
+            "/api/v1/logout": {"post": {
+                "summary": "End the session whose token is presented.",
+                "responses": {"204": {"description": "Signed out."}, "401": error_response("Not a session token.")}
+            }},
+            "/api/v1/mailboxes": {"get": {
+                "summary": "The configured mailboxes the token may see.",
+                "responses": with(json!({"200": {"description": "Mailboxes.", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"mailboxes": {"type": "array", "items": {"$ref": "#/components/schemas/Mailbox"}}}}}}}}))
+            }},
+            "/api/v1/mailboxes/{mailbox}": {
+                "parameters": [box_param()],
+                "get": {"summary": "One mailbox with its message counts and greetings.",
+                        "responses": with(json!({"200": {"description": "The mailbox.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))}
+            },
+            "/api/v1/mailboxes/{mailbox}/messages": {
+                "parameters": [box_param()],
+                "get": {
+                    "summary": "Messages of a folder, newest first, paged.",
+                    "parameters": [
+                        {"name": "folder", "in": "query", "schema": {"type": "string", "enum": ["inbox", "old", "saved", "all"], "default": "inbox"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                        {"name": "unread", "in": "query", "description": "true: only unheard (inbox) messages; false: only heard ones.", "schema": {"type": "boolean"}}
+                    ],
+                    "responses": with(json!({"200": {"description": "A page of messages.", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["mailbox", "folder", "total", "offset", "limit", "messages"],
+                        "properties": {
+                            "mailbox": {"type": "string"}, "folder": {"type": "string"},
+                            "total": {"type": "integer", "description": "Messages matching, all pages."},
+                            "offset": {"type": "integer"}, "limit": {"type": "integer"},
+                            "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}}}}}}))
+                }
+            },
+            "/api/v1/mailboxes/{mailbox}/messages/{id}": {
+                "parameters": [box_param(), id_param()],
+                "get": {"summary": "A message's metadata.",
+                        "responses": with(json!({"200": {"description": "The message.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}}))},
+                "patch": {
+                    "summary": "Move a message or change its read state. read=true moves an inbox message to old (heard); read=false moves it back to the inbox.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": false, "minProperties": 1,
+                        "properties": {"folder": {"type": "string", "enum": ["inbox", "old", "saved"]}, "read": {"type": "boolean"}}}}}},
+                    "responses": with(json!({"200": {"description": "The message after the change.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}}))
+                },
+                "delete": {"summary": "Delete a message (audio and metadata).",
+                           "responses": with(json!({"204": {"description": "Deleted."}}))}
+            },
+            "/api/v1/mailboxes/{mailbox}/messages/{id}/audio": {
+                "parameters": [box_param(), id_param()],
+                "get": {
+                    "summary": "The message's audio (8 kHz mono 16-bit WAV). Supports a single Range: bytes=...",
+                    "parameters": [
+                        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["wav"], "default": "wav"}},
+                        {"name": "Range", "in": "header", "schema": {"type": "string", "examples": ["bytes=0-1023"]}}
+                    ],
+                    "responses": with(json!({
+                        "200": {"description": "The whole file.", "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}},
+                        "206": {"description": "The requested range (Content-Range).", "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}},
+                        "416": error_response("The range is outside the file (Content-Range: bytes */length).")
+                    }))
+                }
+            },
+            "/api/v1/mailboxes/{mailbox}/greetings/{kind}": {
+                "parameters": [box_param(), kind_param()],
+                "get": {"summary": "The greeting as 8 kHz mono WAV.",
+                        "responses": with(json!({"200": {"description": "The greeting.", "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}}}))},
+                "put": {
+                    "summary": "Upload a greeting: WAV or MP3 of any rate and channel count, decoded and stored as 8 kHz mono. At most 10 MiB and 600 seconds.",
+                    "requestBody": {"required": true, "content": {
+                        "audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}},
+                        "audio/mpeg": {"schema": {"type": "string", "contentMediaType": "audio/mpeg"}},
+                        "application/octet-stream": {"schema": {"type": "string"}}}},
+                    "responses": with(json!({
+                        "200": {"description": "Stored.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                            "mailbox": {"type": "string"}, "kind": {"type": "string"},
+                            "sample_rate": {"type": "integer"}, "duration_seconds": {"type": "number"}}}}}},
+                        "413": error_response("Larger than the upload limit, or longer than 600 seconds.")
+                    }))
+                },
+                "delete": {"summary": "Remove the greeting.",
+                           "responses": with(json!({"204": {"description": "Removed."}}))}
+            },
+            "/api/v1/events": {"get": {
+                "summary": "Server-sent events for the boxes the token may see: `ready` first, then voicemail_message_created, voicemail_message_updated and voicemail_message_deleted, each with an Event as data and its sequence number as id.",
+                "responses": {
+                    "200": {"description": "An event stream.", "content": {"text/event-stream": {"itemSchema": {"$ref": "#/components/schemas/Event"}}}},
+                    "401": error_response("Missing or invalid bearer token.")
+                }
+            }},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document.", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}}
+            }},
+            "/healthz": {"get": {
+                "summary": "Liveness.", "security": [],
+                "responses": {"200": {"description": "Up.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "status": {"const": "ok"}, "version": {"type": "string"}, "uptime_seconds": {"type": "integer"}}}}}}}
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics: voxmail_messages_recorded_total, voxmail_active_calls, voxmail_calls_total{outcome}, voxmail_rtp_packets_total{direction}, voxmail_rtp_packets_lost_total, voxmail_sip_responses_total{code}, voxmail_dtmf_total{source}, voxmail_uptime_seconds.",
+                "security": [],
+                "responses": {"200": {"description": "Text exposition format 0.0.4.", "content": {"text/plain": {}}}}
+            }}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_request, invalid_folder, invalid_greeting_kind, unsupported_format, bad_audio, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
+                        "message": {"type": "string"}}}}},
+                "Message": {"type": "object",
+                    "required": ["id", "mailbox", "folder", "caller_number", "called_number", "received_at", "duration_seconds", "unread", "audio_url"],
+                    "properties": {
+                        "id": {"type": "string"}, "mailbox": {"type": "string"},
+                        "folder": {"type": "string", "enum": ["inbox", "old", "saved"]},
+                        "caller_number": {"type": "string"}, "caller_name": {"type": ["string", "null"]},
+                        "called_number": {"type": "string"},
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "duration_seconds": {"type": "number"},
+                        "codec": {"type": "string"}, "call_id": {"type": "string"},
+                        "format": {"type": "string"}, "sample_rate": {"type": "integer"},
+                        "unread": {"type": "boolean"}, "audio_url": {"type": "string"}}},
+                "Mailbox": {"type": "object", "required": ["number", "name", "messages", "greetings"],
+                    "properties": {
+                        "number": {"type": "string"}, "name": {"type": "string"}, "language": {"type": "string"},
+                        "email": {"type": ["string", "null"]}, "attach_audio": {"type": "boolean"},
+                        "delete_after_email": {"type": "boolean"}, "timezone": {"type": "string"},
+                        "messages": {"type": "object", "properties": {"inbox": {"type": "integer"}, "old": {"type": "integer"}, "saved": {"type": "integer"}}},
+                        "greetings": {"type": "object", "properties": {"unavailable": {"type": "boolean"}, "busy": {"type": "boolean"}, "temp": {"type": "boolean"}, "name": {"type": "boolean"}}}}},
+                "Event": {"type": "object", "required": ["event", "seq", "at", "mailbox", "message"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["voicemail_message_created", "voicemail_message_updated", "voicemail_message_deleted"]},
+                        "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+                        "mailbox": {"type": "string"},
+                        "message": {"$ref": "#/components/schemas/Message", "description": "Without unread and audio_url."},
+                        "previous_folder": {"type": "string", "enum": ["inbox", "old", "saved"]}}}
+            }
+        },
+        "webhooks": {
+            "voicemailEvent": {"post": {
+                "summary": "Each [[webhook]] receives every Event as JSON, with X-Voxmail-Event (the event name) and X-Voxmail-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>. Non-2xx answers are retried after 1, 2 and 4 seconds.",
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}},
+                "responses": {"200": {"description": "Any 2xx acknowledges the event."}}
+            }}
+        }
+    })
+}
+
+pub async fn handler() -> Json<Value> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` points at a schema that exists.
+    #[test]
+    fn refs_resolve() {
+        let doc = document();
+        let mut refs = Vec::new();
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        if k == "$ref" {
+                            out.push(v.as_str().unwrap().to_owned());
+                        } else {
+                            walk(v, out);
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(&doc, &mut refs);
+        assert!(refs.len() > 5);
+        for r in refs {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{r}");
+        }
+    }
+}

@@ -36,6 +36,9 @@ struct RunArgs {
     /// Data directory (mailboxes, spool).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// HTTP API listen address (port 0: any free port).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// RTP port range, e.g. 30000-30999.
     #[arg(long, value_parser = parse_range)]
     rtp_ports: Option<(u16, u16)>,
@@ -62,14 +65,34 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+/// The dial plans are checked against the prompts they use.
+fn check_dialplans(config: &Config) -> ExitCode {
+    let prompts_dir = voxmail::server::prompts_dir(config);
+    let prompts = match voxmail::prompts::PromptCache::load(&prompts_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", prompts_dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    let dir = voxmail::server::dialplan_dir();
+    match voxmail::dialplan::check(&dir, &prompts, &|_| false) {
+        Ok(_) => {
+            println!("configuration ok; dial plans in {} ok", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{}", voxmail::dialplan::format_errors(&errors));
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Check { config } => match load(config.as_ref()) {
-            Ok(_) => {
-                println!("configuration ok");
-                ExitCode::SUCCESS
-            }
+            Ok(config) => check_dialplans(&config),
             Err(code) => code,
         },
         Command::Run(args) => {
@@ -101,7 +124,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(voxmail::server::run(config)) {
+            match runtime.block_on(voxmail::server::run(config, args.http_listen)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("voxmail: {e:#}");

@@ -1,5 +1,6 @@
-//! Applications: async code over [`crate::call::Call`] that decides what a
-//! caller hears. Today: voicemail deposit. Dial plans route to these.
+//! Applications: async code over [`crate::call::CallApi`] that decides what a
+//! caller hears. A call is routed by the dial plan; its nodes reach the apps
+//! here (deposit, retrieval, transfer) through [`ServerApps`].
 
 pub mod deposit;
 pub mod pin;
@@ -7,26 +8,92 @@ pub mod retrieval;
 
 use std::sync::Arc;
 
-use crate::call::Call;
+use crate::call::{Call, CallApi};
+use crate::dialplan::{
+    self, AppResult, Apps, DialPlan, MainTarget, RecordTarget, RouteMatch, RunOptions, TransferFailed,
+    TransferTarget, VmResult, VoicemailTarget,
+};
+use crate::prompts::Pcm;
 use crate::server::AppContext;
 
 /// What an incoming call was routed to.
 #[derive(Debug, Clone)]
-pub enum Route {
-    /// Leave a message in this mailbox.
-    Deposit { mailbox: String },
+pub struct Route {
+    /// The plan the call started on: a reload does not change it mid-call.
+    pub plan: Arc<DialPlan>,
+    pub entry: RouteMatch,
+    /// Who called, for `*98` (the caller's own box).
+    pub caller_box: Option<String>,
 }
 
-/// Decide what a dialed number reaches; `None` means 404.
-pub fn route(ctx: &AppContext, called: &str) -> Option<Route> {
-    ctx.config
-        .mailbox(called)
-        .map(|m| Route::Deposit { mailbox: m.number.clone() })
-}
-
-/// Run the routed application to its end.
+/// Run the routed dial plan to its end.
 pub async fn run(route: Route, mut call: Call, ctx: Arc<AppContext>) {
-    match route {
-        Route::Deposit { mailbox } => deposit::run(&mut call, ctx, &mailbox).await,
+    let language = ctx.config.prompts.default_language.clone();
+    let mut apps = ServerApps { ctx: ctx.clone(), caller_box: route.caller_box.clone() };
+    let options = RunOptions { language, ..RunOptions::default() };
+    let outcome = dialplan::run(&route.plan, route.entry, &mut call, &mut apps, &options).await;
+    tracing::info!(end = ?outcome.end, trail = ?outcome.trail, "dial plan finished");
+}
+
+/// The dial plan's view of the server's applications.
+pub struct ServerApps {
+    ctx: Arc<AppContext>,
+    caller_box: Option<String>,
+}
+
+impl Apps for ServerApps {
+    async fn voicemail<C: CallApi>(&mut self, call: &mut C, target: &VoicemailTarget) -> VmResult {
+        let Some(mailbox) = target.mailboxes.first() else {
+            return VmResult::Done;
+        };
+        if self.ctx.config.mailbox(mailbox).is_none() {
+            tracing::warn!(mailbox, "voicemail node for a box that is not configured");
+            return VmResult::Done;
+        }
+        deposit::run(call, self.ctx.clone(), mailbox).await;
+        if call.is_hung_up() { VmResult::HungUp } else { VmResult::Done }
+    }
+
+    async fn voicemail_main<C: CallApi>(&mut self, call: &mut C, target: &MainTarget) -> AppResult {
+        let access = match &target.mailbox {
+            Some(mailbox) => retrieval::Access::Any { mailbox: mailbox.clone() },
+            None => retrieval::Access::Own { mailbox: self.caller_box.clone(), trusted: false },
+        };
+        let ctx = &self.ctx;
+        let rctx = retrieval::RetrievalContext::new(
+            &ctx.config,
+            ctx.store.clone(),
+            ctx.prompts.clone(),
+            ctx.beep.clone(),
+            ctx.security.clone(),
+        )
+        .with_events(ctx.events.clone());
+        let outcome = retrieval::run(call, &rctx, access).await;
+        tracing::info!(?outcome, "voicemail menu finished");
+        if call.is_hung_up() { AppResult::HungUp } else { AppResult::Done }
+    }
+
+    async fn record_message<C: CallApi>(&mut self, call: &mut C, _target: &RecordTarget) -> AppResult {
+        tracing::warn!("record_message is not available yet");
+        call.hangup();
+        AppResult::HungUp
+    }
+
+    async fn transfer<C: CallApi>(&mut self, call: &mut C, target: &TransferTarget) -> Result<(), TransferFailed> {
+        // After answer a 302 is no longer possible: both modes REFER here.
+        let uri = if target.target.contains(':') {
+            target.target.clone()
+        } else {
+            format!("sip:{}", target.target)
+        };
+        call.transfer(&uri).await.map_err(|e| TransferFailed(e.to_string()))
+    }
+
+    fn prompt(&self, lang: &str, name: &str) -> Option<Pcm> {
+        self.ctx.prompts.get(lang, name)
+    }
+
+    fn audio_message(&self, _name: &str) -> Option<Pcm> {
+        None
     }
 }

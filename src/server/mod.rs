@@ -1,6 +1,7 @@
 //! The runtime: wires config, store, prompts, the media engine, the SIP
 //! transport and the signalling loop together, and runs until stopped.
 
+pub mod presence;
 mod signalling;
 
 use std::net::SocketAddr;
@@ -9,30 +10,51 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
+use crate::api::{self, ApiState, Metrics};
 use crate::config::Config;
+use crate::dialplan::{self, DialPlanHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::ports::PortPool;
 use crate::media::tone;
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::transport::SipTransport;
-use crate::store::{MailboxId, Store};
+use crate::notify::{EventBus, Notifier};
+use crate::store::{MailboxId, SecurityStore, Store};
 
 /// What every call's application needs, shared.
 pub struct AppContext {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub store: Store,
     pub prompts: PromptCache,
     pub beep: Pcm,
+    pub security: SecurityStore,
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    pub dialplan: Arc<DialPlanHandle>,
 }
 
-/// Where the server ended up listening.
-#[derive(Debug, Clone)]
-pub struct Listening {
-    pub sip: SocketAddr,
+/// Where the dial plans are: `dialplans/` in the working directory, else the
+/// one shipped beside the sources.
+pub fn dialplan_dir() -> std::path::PathBuf {
+    let local = std::path::PathBuf::from("dialplans");
+    if local.is_dir() {
+        local
+    } else {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dialplans"))
+    }
+}
+
+/// Where the prompts are, as configured or shipped.
+pub fn prompts_dir(config: &Config) -> std::path::PathBuf {
+    if config.prompts.dir.is_dir() {
+        config.prompts.dir.clone()
+    } else {
+        crate::prompts::default_dir()
+    }
 }
 
 /// Start everything; returns when a shutdown signal arrives.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.data_dir)
         .with_context(|| format!("opening the data directory {}", config.storage.data_dir.display()))?;
     let min_samples = (config.voicemail.min_message_seconds * 8000.0) as u64;
@@ -49,16 +71,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("mailbox number {}", mb.number))?;
         store.ensure_mailbox(&id)?;
     }
-    let prompts_dir = if config.prompts.dir.is_dir() {
-        config.prompts.dir.clone()
-    } else {
-        crate::prompts::default_dir()
-    };
+    let prompts_dir = prompts_dir(&config);
     let prompts = PromptCache::load(&prompts_dir)
         .with_context(|| format!("loading prompts from {}", prompts_dir.display()))?;
+    let plan_dir = dialplan_dir();
+    let plan = dialplan::check(&plan_dir, &prompts, &|_| false)
+        .map_err(|errors| anyhow::anyhow!("invalid dial plan:\n{}", dialplan::format_errors(&errors)))?;
+    let plan = Arc::new(DialPlanHandle::new(plan));
+    let security = SecurityStore::for_store(&store).context("opening the PIN store")?;
+    let events = EventBus::new();
+    let metrics = Arc::new(Metrics::new());
+    let config = Arc::new(config);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
     let engine = MediaEngine::start(workers);
     let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
+
+    let api_state = ApiState::new(config.clone(), store.clone(), events.clone(), metrics.clone())
+        .context("starting the HTTP API")?
+        .with_security(security.clone());
+    let http_addr = http_listen.unwrap_or(config.http.listen);
+    let http = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {http_addr}"))?;
+    let http_addr = http.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = api::serve(http, api_state).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    let _notifier = Notifier::new(config.clone(), store.clone(), events.clone())
+        .context("starting notifications")?
+        .spawn();
+    // Dial plans reload on change and on SIGHUP; calls keep the plan they started with.
+    let _watcher = match dialplan::watch(&plan_dir, plan.clone(), prompts.clone(), Arc::new(|_: &str| false), None) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "not watching the dial plans for changes");
+            None
+        }
+    };
+    spawn_sighup_reload(plan.clone(), plan_dir.clone(), prompts.clone());
 
     let (inbound_tx, inbound_rx) = mpsc::channel(8192);
     let transport = SipTransport::bind(config.sip.listen, config.sip.public_address, inbound_tx)
@@ -67,8 +119,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listening = transport.local_addr();
     // One line on stdout that scripts and tests wait for.
     println!(
-        "listening sip={} transports=udp,tcp rtp={}-{} data={}",
+        "listening sip={} transports=udp,tcp http={} rtp={}-{} data={}",
         listening,
+        http_addr,
         config.rtp.port_min,
         config.rtp.port_max,
         config.storage.data_dir.display()
@@ -80,6 +133,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store,
         prompts,
         beep: Pcm::from(tone::beep()),
+        security,
+        events,
+        metrics,
+        dialplan: plan,
     });
     let signalling = signalling::Signalling::new(ctx, transport, engine, ports);
     tokio::select! {
@@ -89,6 +146,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// SIGHUP re-reads the dial plans; a plan that fails its check is refused
+/// and the running one stays.
+fn spawn_sighup_reload(handle: Arc<DialPlanHandle>, dir: std::path::PathBuf, prompts: PromptCache) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let (handle, dir, prompts) = (handle.clone(), dir.clone(), prompts.clone());
+            let result = tokio::task::spawn_blocking(move || handle.reload(&dir, &prompts, &|_| false)).await;
+            match result {
+                Ok(Ok(())) => tracing::info!("dial plans reloaded (SIGHUP)"),
+                Ok(Err(errors)) => tracing::error!(
+                    "dial plan reload refused, keeping the running plan:\n{}",
+                    dialplan::format_errors(&errors)
+                ),
+                Err(e) => tracing::error!(error = %e, "dial plan reload failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -177,11 +177,25 @@ impl Signalling {
         let span = tracing::info_span!("call", call_id = %req.call_id);
         let _enter = span.enter();
         let called = req.uri_user.clone().unwrap_or_default();
-        let Some(route) = apps::route(&self.ctx, &called) else {
-            tracing::info!(%called, "no such number");
+        let caller = req.from_user.clone().unwrap_or_default();
+        let plan = self.ctx.dialplan.current();
+        // A PBX forwarding busy/no-answer says for whom (Diversion,
+        // History-Info, RFC 4458): that box, whatever number was dialed.
+        let diversion = crate::dialplan::diverted_target(&req.uri, &req.headers)
+            .filter(|d| self.ctx.config.mailbox(&d.mailbox).is_some());
+        let Some(entry) = plan.route_call(&called, diversion) else {
+            tracing::info!(%called, "no route for this number");
             self.endpoint.reject(now, call, 404, "Not Found");
             return;
         };
+        if let Some(target) = plan.redirect_target(&entry, &caller, jiff::Timestamp::now()) {
+            tracing::info!(%target, "redirecting (302)");
+            self.endpoint.redirect(now, call, &target);
+            return;
+        }
+        // *98 finds the caller's own box from the caller id.
+        let caller_box = self.ctx.config.mailbox(&caller).map(|m| m.number.clone());
+        let route = apps::Route { plan, entry, caller_box };
         let offer = match req.sdp().map(SessionDescription::parse) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {

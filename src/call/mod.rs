@@ -103,6 +103,7 @@ pub struct Call {
     pending_digits: String,
 }
 
+#[allow(clippy::large_enum_variant)] // one per event, moved once
 enum Next {
     Media(SessionEvent),
     Signal(CallSignal),

@@ -28,6 +28,8 @@ use super::session::{MediaParams, RecordOptions, RtpSession, SessionEvent, Sessi
 
 pub const TICK: Duration = Duration::from_millis(20);
 
+// Commands carry a socket or a recording once per session: not worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     Open {
         id: u64,

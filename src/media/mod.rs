@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod inband;
 pub mod jitter;
 pub mod rtp;
 pub mod tone;

@@ -4,6 +4,7 @@
 
 pub mod deposit;
 pub mod pin;
+pub mod record_message;
 pub mod retrieval;
 
 use std::sync::Arc;
@@ -43,15 +44,18 @@ pub struct ServerApps {
 
 impl Apps for ServerApps {
     async fn voicemail<C: CallApi>(&mut self, call: &mut C, target: &VoicemailTarget) -> VmResult {
-        let Some(mailbox) = target.mailboxes.first() else {
-            return VmResult::Done;
-        };
-        if self.ctx.config.mailbox(mailbox).is_none() {
-            tracing::warn!(mailbox, "voicemail node for a box that is not configured");
-            return VmResult::Done;
-        }
-        deposit::run(call, self.ctx.clone(), mailbox).await;
-        if call.is_hung_up() { VmResult::HungUp } else { VmResult::Done }
+        let ctx = &self.ctx;
+        let metrics = ctx.metrics.clone();
+        let dctx = deposit::DepositContext::new(
+            &ctx.config,
+            ctx.store.clone(),
+            ctx.prompts.clone(),
+            ctx.beep.clone(),
+            ctx.security.clone(),
+        )
+        .with_events(ctx.events.clone())
+        .with_on_saved(move |_meta| metrics.message_recorded());
+        deposit::run(call, &dctx, target).await
     }
 
     async fn voicemail_main<C: CallApi>(&mut self, call: &mut C, target: &MainTarget) -> AppResult {
@@ -73,10 +77,15 @@ impl Apps for ServerApps {
         if call.is_hung_up() { AppResult::HungUp } else { AppResult::Done }
     }
 
-    async fn record_message<C: CallApi>(&mut self, call: &mut C, _target: &RecordTarget) -> AppResult {
-        tracing::warn!("record_message is not available yet");
-        call.hangup();
-        AppResult::HungUp
+    async fn record_message<C: CallApi>(&mut self, call: &mut C, target: &RecordTarget) -> AppResult {
+        let ctx = &self.ctx;
+        let rctx = record_message::RecordMessageContext::new(
+            &ctx.config,
+            ctx.store.clone(),
+            ctx.prompts.clone(),
+            ctx.beep.clone(),
+        );
+        record_message::run(call, &rctx, target).await
     }
 
     async fn transfer<C: CallApi>(&mut self, call: &mut C, target: &TransferTarget) -> Result<(), TransferFailed> {
@@ -93,7 +102,19 @@ impl Apps for ServerApps {
         self.ctx.prompts.get(lang, name)
     }
 
-    fn audio_message(&self, _name: &str) -> Option<Pcm> {
-        None
+    fn audio_message(&self, name: &str) -> Option<Pcm> {
+        // Small files, read when a node plays them; most names are not
+        // audio messages and cost one stat.
+        if !self.ctx.store.audio_message_exists(name) {
+            return None;
+        }
+        match self.ctx.store.load_audio_message(name) {
+            Ok(Some(pcm)) => Some(Pcm::from(pcm)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(name, error = %e, "audio message unreadable");
+                None
+            }
+        }
     }
 }

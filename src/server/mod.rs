@@ -75,7 +75,9 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
     let prompts = PromptCache::load(&prompts_dir)
         .with_context(|| format!("loading prompts from {}", prompts_dir.display()))?;
     let plan_dir = dialplan_dir();
-    let plan = dialplan::check(&plan_dir, &prompts, &|_| false)
+    let audio_store = store.clone();
+    let audio_exists: dialplan::AudioMessageExists = Arc::new(move |name: &str| audio_store.audio_message_exists(name));
+    let plan = dialplan::check(&plan_dir, &prompts, &*audio_exists)
         .map_err(|errors| anyhow::anyhow!("invalid dial plan:\n{}", dialplan::format_errors(&errors)))?;
     let plan = Arc::new(DialPlanHandle::new(plan));
     let security = SecurityStore::for_store(&store).context("opening the PIN store")?;
@@ -103,14 +105,14 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         .context("starting notifications")?
         .spawn();
     // Dial plans reload on change and on SIGHUP; calls keep the plan they started with.
-    let _watcher = match dialplan::watch(&plan_dir, plan.clone(), prompts.clone(), Arc::new(|_: &str| false), None) {
+    let _watcher = match dialplan::watch(&plan_dir, plan.clone(), prompts.clone(), audio_exists.clone(), None) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(error = %e, "not watching the dial plans for changes");
             None
         }
     };
-    spawn_sighup_reload(plan.clone(), plan_dir.clone(), prompts.clone());
+    spawn_sighup_reload(plan.clone(), plan_dir.clone(), prompts.clone(), audio_exists.clone());
 
     let (inbound_tx, inbound_rx) = mpsc::channel(8192);
     let transport = SipTransport::bind(config.sip.listen, config.sip.public_address, inbound_tx)
@@ -150,14 +152,19 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
 
 /// SIGHUP re-reads the dial plans; a plan that fails its check is refused
 /// and the running one stays.
-fn spawn_sighup_reload(handle: Arc<DialPlanHandle>, dir: std::path::PathBuf, prompts: PromptCache) {
+fn spawn_sighup_reload(
+    handle: Arc<DialPlanHandle>,
+    dir: std::path::PathBuf,
+    prompts: PromptCache,
+    audio_exists: dialplan::AudioMessageExists,
+) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
-            let (handle, dir, prompts) = (handle.clone(), dir.clone(), prompts.clone());
-            let result = tokio::task::spawn_blocking(move || handle.reload(&dir, &prompts, &|_| false)).await;
+            let (handle, dir, prompts, exists) = (handle.clone(), dir.clone(), prompts.clone(), audio_exists.clone());
+            let result = tokio::task::spawn_blocking(move || handle.reload(&dir, &prompts, &*exists)).await;
             match result {
                 Ok(Ok(())) => tracing::info!("dial plans reloaded (SIGHUP)"),
                 Ok(Err(errors)) => tracing::error!(

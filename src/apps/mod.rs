@@ -25,12 +25,14 @@ pub struct Route {
     pub entry: RouteMatch,
     /// Who called, for `*98` (the caller's own box).
     pub caller_box: Option<String>,
+    /// The caller is that box's own phone, registered with digest auth.
+    pub trusted: bool,
 }
 
 /// Run the routed dial plan to its end.
 pub async fn run(route: Route, mut call: Call, ctx: Arc<AppContext>) {
     let language = ctx.config.prompts.default_language.clone();
-    let mut apps = ServerApps { ctx: ctx.clone(), caller_box: route.caller_box.clone() };
+    let mut apps = ServerApps { ctx: ctx.clone(), caller_box: route.caller_box.clone(), trusted: route.trusted };
     let options = RunOptions { language, ..RunOptions::default() };
     let outcome = dialplan::run(&route.plan, route.entry, &mut call, &mut apps, &options).await;
     tracing::info!(end = ?outcome.end, trail = ?outcome.trail, "dial plan finished");
@@ -40,6 +42,7 @@ pub async fn run(route: Route, mut call: Call, ctx: Arc<AppContext>) {
 pub struct ServerApps {
     ctx: Arc<AppContext>,
     caller_box: Option<String>,
+    trusted: bool,
 }
 
 impl Apps for ServerApps {
@@ -61,7 +64,13 @@ impl Apps for ServerApps {
     async fn voicemail_main<C: CallApi>(&mut self, call: &mut C, target: &MainTarget) -> AppResult {
         let access = match &target.mailbox {
             Some(mailbox) => retrieval::Access::Any { mailbox: mailbox.clone() },
-            None => retrieval::Access::Own { mailbox: self.caller_box.clone(), trusted: false },
+            None => {
+                // The PIN is skipped only for the box's own authenticated
+                // phone, and only if the box says so (ask_password = false).
+                let skip = self.trusted
+                    && self.caller_box.as_deref().and_then(|b| self.ctx.config.mailbox(b)).is_some_and(|m| !m.ask_password);
+                retrieval::Access::Own { mailbox: self.caller_box.clone(), trusted: skip }
+            }
         };
         let ctx = &self.ctx;
         let rctx = retrieval::RetrievalContext::new(

@@ -54,6 +54,7 @@ const MAILBOX_KEYS: &[&str] = &[
     "delete_after_email",
     "timezone",
     "sip_password",
+    "ask_password",
 ];
 const HTTP_KEYS: &[&str] = &["listen", "tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "scope"];
@@ -575,9 +576,11 @@ impl Checker<'_> {
             }
             None => "UTC".to_owned(),
         };
+        let ask_password = self.value::<bool>(s, "ask_password").is_none_or(|(v, _)| v);
         // Optional keys that were present but bad were reported above; the
         // box itself is still built so that other checks can use it.
         Some(MailboxConfig {
+            ask_password,
             number: number?,
             pin: pin?,
             name: name.unwrap_or_default(),

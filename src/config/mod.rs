@@ -154,6 +154,9 @@ pub struct MailboxConfig {
     pub delete_after_email: bool,
     /// IANA time zone name for dates in emails; "UTC" by default.
     pub timezone: String,
+    /// false: `*98` from the box's own registered (digest-authenticated)
+    /// phone skips the PIN, like Wazo's option; `*99` always asks.
+    pub ask_password: bool,
 }
 
 /// `[http]`: the HTTP API, `/metrics` and the web inbox.

@@ -191,6 +191,7 @@ mod tests {
 
     fn mailbox(tz: &str) -> MailboxConfig {
         MailboxConfig {
+            ask_password: true,
             number: "1001".into(),
             pin: "1234".into(),
             name: "Alice Martin".into(),
@@ -216,6 +217,7 @@ mod tests {
             call_id: "c".into(),
             format: "wav".into(),
             sample_rate: 8000,
+            urgent: false,
         }
     }
 

@@ -139,6 +139,7 @@ mod tests {
             call_id: "c1".into(),
             format: "wav".into(),
             sample_rate: 8000,
+            urgent: false,
         }
     }
 

@@ -114,6 +114,8 @@ impl Presence {
         self.unsolicited = config.mwi.unsolicited;
         self.public_address = config.sip.public_address;
         self.user_agent = config.sip.user_agent.clone();
+        self.mwi
+            .set_identity(self.public_address, self.user_agent.clone());
     }
 
     /// The state file's path.
@@ -997,6 +999,10 @@ mod tests {
         ));
         assert_eq!(status(&ok[0]), 200);
         let start = h.now;
+        // First the pending save, then the subscription's expiry.
+        assert_eq!(h.presence.poll_timeout(), Some(start + SAVE_DELAY));
+        h.presence.tick(start + SAVE_DELAY, &mut h.ep);
+        assert!(h.pump().is_empty());
         assert_eq!(
             h.presence.poll_timeout(),
             Some(start + Duration::from_secs(60))
@@ -1014,7 +1020,37 @@ mod tests {
         h.now = start + Duration::from_secs(121);
         h.presence.tick(h.now, &mut h.ep);
         assert_eq!(h.presence.caller_mailbox(phone().remote), None);
+        h.presence.tick(h.now + SAVE_DELAY, &mut h.ep);
         assert_eq!(h.presence.poll_timeout(), None);
+        let saved: PresenceState =
+            serde_json::from_slice(&fs::read(h.presence.state_path()).unwrap()).unwrap();
+        assert!(saved.registrar.bindings.is_empty());
+        assert!(saved.mwi.subscriptions.is_empty());
+    }
+
+    #[test]
+    fn reload_forgets_removed_boxes_and_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = H::new(dir.path(), false);
+        assert_eq!(status(&register(&mut h, "reg-1")[0]), 200);
+        assert_eq!(status(&h.feed(&subscribe("1002", "sub-1", 1, ""))[0]), 200);
+        let only_1001 = Config::parse(
+            "[sip]\npublic_address = \"203.0.113.7\"\n[[mailbox]]\nnumber = \"1001\"\npin = \"1234\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        h.presence.reload(&only_1001);
+        assert!(h.presence.notifier().is_empty(), "1002 is gone");
+        assert_eq!(
+            h.presence.caller_mailbox(phone().remote),
+            None,
+            "1001 lost its password"
+        );
+        assert_eq!(status(&h.feed(&subscribe("1002", "sub-2", 1, ""))[0]), 404);
+        // 1001 no longer needs credentials, and the new public address shows.
+        let sent = h.feed(&subscribe("1001", "sub-3", 1, ""));
+        assert_eq!(status(&sent[0]), 200);
+        assert!(sent[1].contains("Message-Account: sip:1001@203.0.113.7\r\n"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::sdp::{self, AudioCodec, Direction, LocalMedia, NegotiatedAudio, Sessi
 use crate::sip::transport::{Inbound, SipTransport};
 use crate::sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent, SipRequest};
 
+use super::presence::Presence;
 use super::AppContext;
 
 /// Per-call state the loop keeps beside the endpoint's.
@@ -50,6 +51,8 @@ pub struct Signalling {
     calls: HashMap<CallHandle, CallControl>,
     control_tx: UnboundedSender<Control>,
     control_rx: mpsc::UnboundedReceiver<Control>,
+    /// Registrar and message-waiting subscriptions.
+    presence: Presence,
 }
 
 impl Signalling {
@@ -57,14 +60,20 @@ impl Signalling {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let endpoint = Endpoint::new(EndpointConfig {
             user_agent: ctx.config.sip.user_agent.clone(),
+            delegate_register_subscribe: true,
             ..EndpointConfig::default()
         });
-        Signalling { ctx, endpoint, transport, engine, ports, calls: HashMap::new(), control_tx, control_rx }
+        let presence = Presence::new(&ctx.config, ctx.store.root());
+        Signalling { ctx, endpoint, transport, engine, ports, calls: HashMap::new(), control_tx, control_rx, presence }
     }
 
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) -> anyhow::Result<()> {
+        let mut events = self.ctx.events.subscribe();
+        // Lamps reflect what is on disk now, for every restored subscription.
+        self.presence.on_start(Instant::now(), &mut self.endpoint, &self.ctx.store);
+        self.flush();
         loop {
-            let timeout = self.endpoint.poll_timeout();
+            let timeout = [self.endpoint.poll_timeout(), self.presence.poll_timeout()].into_iter().flatten().min();
             let sleep = async {
                 match timeout {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -85,7 +94,24 @@ impl Signalling {
                         self.on_control(c);
                     }
                 }
-                _ = sleep => self.endpoint.handle_timeout(Instant::now()),
+                e = events.recv() => match e {
+                    Ok(e) => {
+                        // A message arrived, was heard, moved or deleted: relight the lamps.
+                        self.presence.mailbox_changed(Instant::now(), &mut self.endpoint, &self.ctx.store, &e.mailbox);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "message events missed; recounting every box");
+                        for mb in &self.ctx.config.mailboxes {
+                            self.presence.mailbox_changed(Instant::now(), &mut self.endpoint, &self.ctx.store, &mb.number);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                },
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.endpoint.handle_timeout(now);
+                    self.presence.tick(now, &mut self.endpoint);
+                }
             }
             self.flush();
         }
@@ -142,11 +168,10 @@ impl Signalling {
                     cc.media.digit(digit, DtmfSource::SipInfo);
                 }
             }
-            SipEvent::Request { id, .. } => {
-                // No registrar or MWI configured yet.
-                self.endpoint.respond(now, id, 405, "Method Not Allowed", None, &[("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into())]);
+            SipEvent::Request { id, request, peer } => {
+                self.presence.on_request(now, &mut self.endpoint, id, &request, peer, &self.ctx.store);
             }
-            SipEvent::RequestResult { .. } => {}
+            SipEvent::RequestResult { id, status } => self.presence.on_request_result(now, id, status),
             SipEvent::ReferResult { call, status } => self.signal(call, CallSignal::ReferResult(status)),
             SipEvent::Notify { call, body, .. } => {
                 let frag = String::from_utf8_lossy(&body).lines().next().unwrap_or_default().to_string();
@@ -193,9 +218,12 @@ impl Signalling {
             self.endpoint.redirect(now, call, &target);
             return;
         }
-        // *98 finds the caller's own box from the caller id.
-        let caller_box = self.ctx.config.mailbox(&caller).map(|m| m.number.clone());
-        let route = apps::Route { plan, entry, caller_box };
+        // *98 finds the caller's own box: the registered (authenticated)
+        // user this call comes from, else the caller id if it is a box.
+        let registered = self.presence.caller_mailbox_for(peer.remote, req.from_user.as_deref());
+        let trusted = registered.is_some();
+        let caller_box = registered.or_else(|| self.ctx.config.mailbox(&caller).map(|m| m.number.clone()));
+        let route = apps::Route { plan, entry, caller_box, trusted };
         let offer = match req.sdp().map(SessionDescription::parse) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -393,5 +421,13 @@ mod tests {
         assert_eq!(dtmf_from_info(Some("text/plain"), b"5"), None);
         assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=x"), None);
         assert_eq!(dtmf_from_info(None, b"5"), None);
+    }
+}
+
+impl Drop for Signalling {
+    fn drop(&mut self) {
+        // Registrations and subscriptions are saved at most once a second;
+        // write the last changes on the way out.
+        self.presence.flush(Instant::now());
     }
 }

@@ -9,6 +9,8 @@
 pub mod endpoint;
 pub mod frame;
 pub mod message;
+pub mod mwi;
+pub mod registrar;
 pub mod timers;
 pub mod transport;
 

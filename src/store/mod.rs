@@ -6,11 +6,13 @@
 //! <data>/mailboxes/<box>/{inbox,old,saved}/<id>.wav + <id>.json
 //! <data>/mailboxes/<box>/greetings/{unavailable,busy,temp,name}.wav
 //! <data>/spool/<id>.wav + <id>.json      recordings in progress
+//! <data>/audio/<name>.wav                 audio messages (see audio_messages.rs)
 //! ```
 //! Writes are atomic (temp file, fsync, rename, fsync of the directory).
 //! Temp files start with `.`, which no valid id can, so readers never see
 //! them. Ids are validated at the boundary ([`MailboxId`], [`MessageId`]).
 
+mod audio_messages;
 mod copy;
 mod fsutil;
 mod id;
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+pub use audio_messages::{AUDIO_MESSAGE_NAME_MAX, is_valid_audio_message_name};
 pub use id::{MAILBOX_ID_MAX, MESSAGE_ID_MAX, MailboxId, MessageId};
 pub use scratch::ScratchRecording;
 pub use security::SecurityStore;
@@ -168,6 +171,10 @@ pub struct MessageMeta {
     pub format: String,
     /// 8000
     pub sample_rate: u32,
+    /// Marked urgent by the caller (deposit review, key 4). Absent in
+    /// older records, which are not urgent.
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 /// The filesystem store. Cheap to clone; clones share state.
@@ -685,6 +692,42 @@ impl Store {
         fsutil::remove_if_exists(&json)?;
         fsutil::remove_if_exists(&wav)?;
         fsutil::sync_dir(&self.folder_dir(mailbox, folder))
+    }
+
+    /// Marks a message urgent (or not) and returns its updated metadata;
+    /// the JSON is replaced atomically, the audio is not touched.
+    pub fn set_message_urgent(
+        &self,
+        mailbox: &MailboxId,
+        folder: Folder,
+        id: &MessageId,
+        urgent: bool,
+    ) -> Result<MessageMeta, StoreError> {
+        let (_, json) = self.message_paths(mailbox, folder, id);
+        let bytes = match fs::read(&json) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MessageNotFound {
+                    mailbox: mailbox.clone(),
+                    folder,
+                    id: id.clone(),
+                });
+            }
+            Err(e) => return Err(io_err(&json, e)),
+        };
+        let mut meta: MessageMeta =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Json {
+                path: json.clone(),
+                source: e,
+            })?;
+        meta.id = id.as_str().to_owned();
+        meta.mailbox = mailbox.as_str().to_owned();
+        meta.folder = folder;
+        if meta.urgent != urgent {
+            meta.urgent = urgent;
+            fsutil::atomic_write_json(&json, &meta)?;
+        }
+        Ok(meta)
     }
 
     /// A recorded greeting as 8 kHz mono PCM, or `None` if there is none.

@@ -225,6 +225,7 @@ pub(super) fn meta_for(id: &MessageId, new: &NewMessage, samples: u64) -> Messag
         call_id: new.call_id.clone(),
         format: "wav".to_owned(),
         sample_rate: SPEC.sample_rate,
+        urgent: false,
     }
 }
 

@@ -408,6 +408,14 @@ fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<char> {
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d').then(|| c.to_ascii_uppercase())
 }
 
+impl Drop for Signalling {
+    fn drop(&mut self) {
+        // Registrations and subscriptions are saved at most once a second;
+        // write the last changes on the way out.
+        self.presence.flush(Instant::now());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,13 +429,5 @@ mod tests {
         assert_eq!(dtmf_from_info(Some("text/plain"), b"5"), None);
         assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=x"), None);
         assert_eq!(dtmf_from_info(None, b"5"), None);
-    }
-}
-
-impl Drop for Signalling {
-    fn drop(&mut self) {
-        // Registrations and subscriptions are saved at most once a second;
-        // write the last changes on the way out.
-        self.presence.flush(Instant::now());
     }
 }

@@ -200,13 +200,12 @@ fn inband_digits_without_telephone_event() {
     // 200 ms of '#' then 200 ms of silence, as PCMU packets.
     let mut pcm = crate::media::tone::dtmf_tone('#', 200, 12000).unwrap();
     pcm.extend(crate::media::tone::silence(200));
-    let mut seq = 1u16;
-    for chunk in pcm.chunks(FRAME_SAMPLES) {
+    for (i, chunk) in pcm.chunks(FRAME_SAMPLES).enumerate() {
+        let seq = i as u16 + 1;
         let mut payload = Vec::new();
         G711::Pcmu.encode(chunk, &mut payload);
         s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &payload), &mut ev);
         s.on_tick(&mut ev);
-        seq += 1;
     }
     let digits: Vec<_> = ev
         .iter()

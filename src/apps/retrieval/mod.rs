@@ -251,7 +251,12 @@ pub async fn run<C: CallApi>(
             }
         }
     };
-    s.call.hangup();
+    // `#` leaves the menus with the call up, like Asterisk's VoiceMailMain
+    // returning to the dial plan (which hangs up when nothing follows);
+    // failures end the call here.
+    if !matches!(outcome, RetrievalOutcome::Exited { .. }) {
+        s.call.hangup();
+    }
     tracing::info!(call = %s.call.info().call_id, ?outcome, "voicemail retrieval ended");
     outcome
 }

@@ -151,13 +151,22 @@ impl Call {
         let id = self.next_play;
         self.next_play += 1;
         self.media.play(id, items, interrupt);
+        // A key pressed before this prompt started (still queued) barges in
+        // as soon as it is seen.
+        let mut early: Option<char> = None;
         loop {
             match self.next().await {
                 Next::Media(SessionEvent::PlayDone { id: done, interrupted_by }) if done == id => {
-                    return Ok(interrupted_by);
+                    return Ok(early.or(interrupted_by));
                 }
-                Next::Media(SessionEvent::Dtmf { digit, .. }) if !interrupt.contains(digit) => {
-                    self.pending_digits.push(digit);
+                Next::Media(SessionEvent::Dtmf { digit, .. }) => {
+                    if early.is_none() && interrupt.contains(digit) {
+                        early = Some(digit);
+                        self.media.stop_playback();
+                    } else {
+                        // Type-ahead: kept for the next prompt or wait.
+                        self.pending_digits.push(digit);
+                    }
                 }
                 Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
                 Next::Signal(CallSignal::Hangup) | Next::Closed => {
@@ -167,7 +176,6 @@ impl Call {
             }
         }
     }
-
 
     /// A digit that arrived by signalling (SIP INFO) joins the media path.
     pub fn inject_digit(&self, digit: char, source: DtmfSource) {

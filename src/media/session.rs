@@ -194,6 +194,8 @@ impl RtpSession {
     }
 
     /// A digit from any source (RTP events here, SIP INFO via the engine).
+    /// A digit that barges into a prompt is reported once, as that prompt's
+    /// `PlayDone`; any other digit as a `Dtmf` event.
     pub fn on_digit(&mut self, digit: char, source: DtmfSource, events: &mut Vec<SessionEvent>) {
         self.stats.dtmf += 1;
         if let Some(p) = &self.playback
@@ -202,6 +204,7 @@ impl RtpSession {
             let id = p.id;
             self.playback = None;
             events.push(SessionEvent::PlayDone { id, interrupted_by: Some(digit) });
+            return;
         }
         if self
             .recording

@@ -366,3 +366,136 @@ mod tests {
         assert!(c < 0.5, "unrelated signal correlates {c}");
     }
 }
+
+/// G.711 µ-law to 16-bit linear (ITU-T G.711, as in Sun's g711.c).
+pub fn ulaw_to_linear(code: u8) -> i16 {
+    let u = !code;
+    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
+}
+
+/// 16-bit linear to G.711 µ-law.
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let mut v = i32::from(sample);
+    let sign = if v < 0 {
+        v = -v;
+        0x80
+    } else {
+        0
+    };
+    v = v.min(CLIP) + BIAS;
+    let exponent = (31 - (v as u32).leading_zeros()) as i32 - 7;
+    let mantissa = (v >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// The (row, column) frequencies of a DTMF key.
+pub fn dtmf_frequencies(key: char) -> (f64, f64) {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    for (r, row) in KEYS.iter().enumerate() {
+        if let Some(c) = row.find(key.to_ascii_uppercase()) {
+            return (ROWS[r], COLS[c]);
+        }
+    }
+    panic!("{key:?} is not a DTMF key");
+}
+
+/// An in-band DTMF key press: both tones at `amplitude` (peak, each),
+/// `ms` long with 5 ms raised-cosine ramps, at 8 kHz.
+pub fn dtmf_tone(key: char, ms: u32, amplitude: f64) -> Vec<i16> {
+    let (lo, hi) = dtmf_frequencies(key);
+    let n = (ms * 8) as usize;
+    let ramp = 40usize.min(n / 2);
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let env = if i < ramp {
+                0.5 - 0.5 * (std::f64::consts::PI * i as f64 / ramp as f64).cos()
+            } else if i >= n - ramp {
+                0.5 - 0.5 * (std::f64::consts::PI * (n - 1 - i) as f64 / ramp as f64).cos()
+            } else {
+                1.0
+            };
+            let s = (std::f64::consts::TAU * lo * t).sin() + (std::f64::consts::TAU * hi * t).sin();
+            (s * amplitude * env).round() as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod g711_tests {
+    use super::*;
+
+    #[test]
+    fn ulaw_round_trip_is_close() {
+        assert_eq!(ulaw_to_linear(0xff), 0);
+        assert_eq!(linear_to_ulaw(0), 0xff);
+        for s in [
+            -32_000i16, -8_000, -1_000, -100, -5, 5, 100, 1_000, 8_000, 32_000,
+        ] {
+            let back = ulaw_to_linear(linear_to_ulaw(s));
+            let err = (i32::from(back) - i32::from(s)).abs();
+            assert!(err <= i32::from(s).abs() / 16 + 8, "{s} -> {back}");
+        }
+    }
+
+    #[test]
+    fn dtmf_tone_has_its_length_and_level() {
+        let t = dtmf_tone('5', 100, 6000.0);
+        assert_eq!(t.len(), 800);
+        assert!(rms(&t) > 5000.0 && rms(&t) < 7000.0, "{}", rms(&t));
+        assert_eq!(dtmf_frequencies('#'), (941.0, 1477.0));
+    }
+}
+
+/// Seconds of `pcm` (8 kHz) whose 20 ms frames are a tone at `freq`: the
+/// Goertzel power at `freq` holds at least 60 % of the frame's energy and
+/// the frame is not quiet (RMS over 300).
+pub fn tone_seconds(pcm: &[i16], freq: f64) -> f64 {
+    let n = 160usize;
+    let coeff = 2.0 * (std::f64::consts::TAU * freq / 8000.0).cos();
+    let mut frames = 0usize;
+    for frame in pcm.chunks_exact(n) {
+        let energy: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        if (energy / n as f64).sqrt() < 300.0 {
+            continue;
+        }
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in frame {
+            let s0 = f64::from(x) + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+        // A pure tone of amplitude A: power ~ (A n / 2)^2, energy ~ A^2 n / 2.
+        let fraction = power / (energy * n as f64 / 2.0);
+        if fraction >= 0.6 {
+            frames += 1;
+        }
+    }
+    frames as f64 * 0.02
+}
+
+#[cfg(test)]
+mod tone_tests {
+    #[test]
+    fn tone_seconds_tells_frequencies_apart() {
+        let tone = |f: f64, secs: f64| -> Vec<i16> {
+            (0..(secs * 8000.0) as usize)
+                .map(|i| ((i as f64 / 8000.0 * f * std::f64::consts::TAU).sin() * 4000.0) as i16)
+                .collect()
+        };
+        let mut pcm = tone(600.0, 3.0);
+        pcm.extend(vec![0i16; 8000]);
+        pcm.extend(tone(440.0, 0.5));
+        let s600 = super::tone_seconds(&pcm, 600.0);
+        let s440 = super::tone_seconds(&pcm, 440.0);
+        assert!((2.9..=3.01).contains(&s600), "{s600}");
+        assert!((0.4..=0.51).contains(&s440), "{s440}");
+        assert_eq!(super::tone_seconds(&pcm, 1000.0), 0.0);
+    }
+}

@@ -11,11 +11,28 @@
 pub mod audio;
 pub mod net;
 pub mod pcap;
+pub mod rtp_sniff;
 pub mod server;
 pub mod sipp;
 pub mod store;
 
 use std::time::{Duration, Instant};
+
+/// SIPp plays pcaps through a raw socket, and [`rtp_sniff`] reads one:
+/// say so plainly if we are not root.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        uid, "0",
+        "these tests need raw sockets (SIPp's play_pcap_audio, the RTP sniffer): \
+         run them as root (or with CAP_NET_RAW)"
+    );
+}
 
 /// Polls `cond` every 50 ms until it returns `Some`, or `deadline` passes.
 pub fn wait_for<T>(deadline: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {

@@ -155,6 +155,69 @@ impl RtpStream {
     }
 }
 
+/// The RFC 4733 event code of a key (`0`-`9`, `*`, `#`, `A`-`D`).
+pub fn event_code(key: char) -> u8 {
+    match key.to_ascii_uppercase() {
+        k @ '0'..='9' => k as u8 - b'0',
+        '*' => EVENT_STAR,
+        '#' => EVENT_POUND,
+        k @ 'A'..='D' => 12 + (k as u8 - b'A'),
+        k => panic!("{k:?} is not a DTMF key"),
+    }
+}
+
+impl RtpStream {
+    /// Silence frames (`silence_byte`, PT `pt`) until the stream covers
+    /// `ms` from its start (nothing if it already does).
+    pub fn silence_until(&mut self, pt: u8, ms: u64, silence_byte: u8) -> &mut Self {
+        let have = self.duration_ms();
+        if ms > have {
+            let n = ((ms - have) * 8) as usize;
+            self.audio(pt, &vec![silence_byte; n], silence_byte);
+        }
+        self
+    }
+
+    /// Each key as an RFC 4733 event (PT `te_pt`) of `on_ms`, followed by
+    /// `gap_ms` of silence frames in PT `pt`.
+    pub fn rfc4733_keys(
+        &mut self,
+        pt: u8,
+        te_pt: u8,
+        keys: &str,
+        on_ms: u32,
+        gap_ms: u32,
+        silence_byte: u8,
+    ) -> &mut Self {
+        for k in keys.chars() {
+            self.dtmf_event(te_pt, event_code(k), on_ms);
+            self.audio(pt, &vec![silence_byte; gap_ms as usize * 8], silence_byte);
+        }
+        self
+    }
+
+    /// Each key as in-band DTMF tones (µ-law, PT 0) of `on_ms` at
+    /// `amplitude` (peak of each tone), followed by `gap_ms` of silence.
+    pub fn inband_keys(
+        &mut self,
+        keys: &str,
+        on_ms: u32,
+        gap_ms: u32,
+        amplitude: f64,
+    ) -> &mut Self {
+        for k in keys.chars() {
+            let mut pcm = super::audio::dtmf_tone(k, on_ms, amplitude);
+            pcm.extend(std::iter::repeat_n(0i16, gap_ms as usize * 8));
+            let ulaw: Vec<u8> = pcm
+                .iter()
+                .map(|&s| super::audio::linear_to_ulaw(s))
+                .collect();
+            self.audio(0, &ulaw, super::audio::ULAW_SILENCE);
+        }
+        self
+    }
+}
+
 fn frame(rtp: &[u8], ip_id: u16) -> Vec<u8> {
     const SRC_PORT: u16 = 6000;
     const DST_PORT: u16 = 7000;

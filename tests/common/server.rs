@@ -94,6 +94,13 @@ impl Server {
     /// --rtp-ports A-B`, with A-B a block of free ports. Waits (deadline 20 s)
     /// for the `listening sip=...` line on stdout and parses the port.
     pub fn start(config_text: &str, data_dir: &Path) -> Server {
+        Server::start_in(config_text, data_dir, &repo_root())
+    }
+
+    /// [`Server::start`] with `cwd` as the server's working directory: its
+    /// `dialplans/` (if any) is the dial plan, else the repository's is
+    /// used; prompts fall back to the repository's `prompts/`.
+    pub fn start_in(config_text: &str, data_dir: &Path, cwd: &Path) -> Server {
         let work = tempfile::Builder::new()
             .prefix("voxmail-server-")
             .tempdir()
@@ -114,11 +121,15 @@ impl Server {
             .arg(&config_path)
             .arg("--sip-listen")
             .arg("127.0.0.1:0")
+            // The HTTP API starts with the server: any free port, so that
+            // servers of concurrent tests never collide on the default.
+            .arg("--http-listen")
+            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--rtp-ports")
             .arg(format!("{rtp_min}-{rtp_max}"))
-            .current_dir(repo_root())
+            .current_dir(cwd)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -227,6 +238,45 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP (reload the dial plans).
+    pub fn sighup(&mut self) {
+        self.assert_running();
+        let out = super::run_with_deadline(
+            Command::new("kill")
+                .arg("-HUP")
+                .arg(self.child.id().to_string()),
+            Duration::from_secs(5),
+        );
+        assert_eq!(out.code, Some(0), "kill -HUP failed: {}", out.stderr);
+    }
+
+    /// Waits (up to `deadline`) until the log has more than `after` lines
+    /// matching `pred` in total; returns the first new matching line.
+    pub fn wait_log_line(
+        &self,
+        after: usize,
+        deadline: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        super::wait_for(deadline, || {
+            let log = self.log();
+            log.lines()
+                .filter(|l| pred(l))
+                .nth(after)
+                .map(str::to_owned)
+        })
+    }
+
+    /// How many log lines match `pred` so far.
+    pub fn count_log_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.log().lines().filter(|l| pred(l)).count()
+    }
+
     /// The SIP URI of a mailbox on this server.
     pub fn uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.sip)
@@ -272,6 +322,36 @@ pub fn install_greeting(data_dir: &Path, mailbox: &str, secs: f64) -> PathBuf {
     for i in 0..n {
         let t = i as f64 / 8000.0;
         let s = (t * 440.0 * std::f64::consts::TAU).sin() * 4000.0;
+        w.write_sample(s as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    path
+}
+
+/// Writes a recorded greeting `<data>/mailboxes/<box>/greetings/<stem>.wav`
+/// (`unavailable`, `busy`, `temp`, `name`): `secs` of a soft tone at
+/// `freq` Hz, 8 kHz mono 16-bit.
+pub fn install_greeting_named(
+    data_dir: &Path,
+    mailbox: &str,
+    stem: &str,
+    secs: f64,
+    freq: f64,
+) -> PathBuf {
+    let dir = data_dir.join("mailboxes").join(mailbox).join("greetings");
+    fs::create_dir_all(&dir).expect("create greetings dir");
+    let path = dir.join(format!("{stem}.wav"));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create greeting wav");
+    let n = (secs * 8000.0) as usize;
+    for i in 0..n {
+        let t = i as f64 / 8000.0;
+        let s = (t * freq * std::f64::consts::TAU).sin() * 4000.0;
         w.write_sample(s as i16).unwrap();
     }
     w.finalize().unwrap();

@@ -190,3 +190,120 @@ pub fn check_meta(msg: &Message, exp: &ExpectMeta) {
         "{where_}: duration_seconds {dur} but the WAV holds {wav_secs:.3} s"
     );
 }
+
+/// A mailbox folder directory (`inbox`, `old`, `saved`).
+pub fn folder(data_dir: &Path, mailbox: &str, folder: &str) -> PathBuf {
+    data_dir.join("mailboxes").join(mailbox).join(folder)
+}
+
+/// The message ids in a folder (stems of its `.json` files), sorted.
+pub fn folder_ids(data_dir: &Path, mailbox: &str, folder_name: &str) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(folder(data_dir, mailbox, folder_name)) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json").map(str::to_owned)
+            })
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// Every file (any name) in a folder, sorted.
+pub fn folder_files(data_dir: &Path, mailbox: &str, folder_name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match std::fs::read_dir(folder(data_dir, mailbox, folder_name)) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// Puts a message into `<data>/mailboxes/<box>/<folder>/` the way the
+/// store writes one: `<id>.wav` (8 kHz mono 16-bit) and `<id>.json` with
+/// every documented field. `id` must sort by time like the store's ids
+/// (`YYYYMMDD-HHMMSS-xxxxxx`); `received_at` is taken from it.
+pub fn seed_message(
+    data_dir: &Path,
+    mailbox: &str,
+    folder_name: &str,
+    id: &str,
+    pcm: &[i16],
+    caller_number: &str,
+) -> PathBuf {
+    let dir = folder(data_dir, mailbox, folder_name);
+    std::fs::create_dir_all(&dir).expect("create folder");
+    let wav_path = dir.join(format!("{id}.wav"));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav_path, spec).expect("create message wav");
+    for &s in pcm {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let b = id.as_bytes();
+    assert!(
+        id.len() >= 15 && b[8] == b'-',
+        "seeded id {id:?} must look like YYYYMMDD-HHMMSS-..."
+    );
+    let received_at = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &id[0..4],
+        &id[4..6],
+        &id[6..8],
+        &id[9..11],
+        &id[11..13],
+        &id[13..15]
+    );
+    let meta = serde_json::json!({
+        "id": id,
+        "mailbox": mailbox,
+        "folder": folder_name,
+        "caller_number": caller_number,
+        "caller_name": null,
+        "called_number": mailbox,
+        "received_at": received_at,
+        "duration_seconds": pcm.len() as f64 / 8000.0,
+        "codec": "PCMU",
+        "call_id": format!("seeded-{id}@test"),
+        "format": "wav",
+        "sample_rate": 8000,
+        "urgent": false,
+    });
+    let json_path = dir.join(format!("{id}.json"));
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&meta).unwrap()).expect("write json");
+    wav_path
+}
+
+/// All complete messages (`.json` beside `.wav`) in a folder.
+pub fn messages_in(data_dir: &Path, mailbox: &str, folder_name: &str) -> Vec<Message> {
+    let mut out = Vec::new();
+    for id in folder_ids(data_dir, mailbox, folder_name) {
+        let dir = folder(data_dir, mailbox, folder_name);
+        let json_path = dir.join(format!("{id}.json"));
+        let wav_path = dir.join(format!("{id}.wav"));
+        let Ok(text) = std::fs::read_to_string(&json_path) else {
+            continue;
+        };
+        let Ok(meta) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if wav_path.exists() {
+            out.push(Message {
+                id,
+                wav_path,
+                json_path,
+                meta,
+            });
+        }
+    }
+    out
+}

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use voxmail::config::Config;
 
 #[derive(Parser)]
-#[command(name = "voxmail", version, about = "SIP/RTP media server with a voicemail engine")]
+#[command(
+    name = "voxmail",
+    version,
+    about = "SIP/RTP media server with a voicemail engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

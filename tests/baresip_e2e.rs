@@ -83,7 +83,13 @@ fn baresip_leaves_a_message() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_voxmail"))
         .args(["run", "--config"])
         .arg(&config)
-        .args(["--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .args(["--rtp-ports", &format!("{}-{}", rtp_base, rtp_base + 40)])
         .stdout(Stdio::piped())

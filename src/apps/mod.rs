@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::call::{Call, CallApi};
 use crate::dialplan::{
-    self, AppResult, Apps, DialPlan, MainTarget, RecordTarget, RouteMatch, RunOptions, TransferFailed,
-    TransferTarget, VmResult, VoicemailTarget,
+    self, AppResult, Apps, DialPlan, MainTarget, RecordTarget, RouteMatch, RunOptions,
+    TransferFailed, TransferTarget, VmResult, VoicemailTarget,
 };
 use crate::prompts::Pcm;
 use crate::server::AppContext;
@@ -32,8 +32,15 @@ pub struct Route {
 /// Run the routed dial plan to its end.
 pub async fn run(route: Route, mut call: Call, ctx: Arc<AppContext>) {
     let language = ctx.config.prompts.default_language.clone();
-    let mut apps = ServerApps { ctx: ctx.clone(), caller_box: route.caller_box.clone(), trusted: route.trusted };
-    let options = RunOptions { language, ..RunOptions::default() };
+    let mut apps = ServerApps {
+        ctx: ctx.clone(),
+        caller_box: route.caller_box.clone(),
+        trusted: route.trusted,
+    };
+    let options = RunOptions {
+        language,
+        ..RunOptions::default()
+    };
     let outcome = dialplan::run(&route.plan, route.entry, &mut call, &mut apps, &options).await;
     tracing::info!(end = ?outcome.end, trail = ?outcome.trail, "dial plan finished");
 }
@@ -63,13 +70,22 @@ impl Apps for ServerApps {
 
     async fn voicemail_main<C: CallApi>(&mut self, call: &mut C, target: &MainTarget) -> AppResult {
         let access = match &target.mailbox {
-            Some(mailbox) => retrieval::Access::Any { mailbox: mailbox.clone() },
+            Some(mailbox) => retrieval::Access::Any {
+                mailbox: mailbox.clone(),
+            },
             None => {
                 // The PIN is skipped only for the box's own authenticated
                 // phone, and only if the box says so (ask_password = false).
                 let skip = self.trusted
-                    && self.caller_box.as_deref().and_then(|b| self.ctx.config.mailbox(b)).is_some_and(|m| !m.ask_password);
-                retrieval::Access::Own { mailbox: self.caller_box.clone(), trusted: skip }
+                    && self
+                        .caller_box
+                        .as_deref()
+                        .and_then(|b| self.ctx.config.mailbox(b))
+                        .is_some_and(|m| !m.ask_password);
+                retrieval::Access::Own {
+                    mailbox: self.caller_box.clone(),
+                    trusted: skip,
+                }
             }
         };
         let ctx = &self.ctx;
@@ -83,10 +99,18 @@ impl Apps for ServerApps {
         .with_events(ctx.events.clone());
         let outcome = retrieval::run(call, &rctx, access).await;
         tracing::info!(?outcome, "voicemail menu finished");
-        if call.is_hung_up() { AppResult::HungUp } else { AppResult::Done }
+        if call.is_hung_up() {
+            AppResult::HungUp
+        } else {
+            AppResult::Done
+        }
     }
 
-    async fn record_message<C: CallApi>(&mut self, call: &mut C, target: &RecordTarget) -> AppResult {
+    async fn record_message<C: CallApi>(
+        &mut self,
+        call: &mut C,
+        target: &RecordTarget,
+    ) -> AppResult {
         let ctx = &self.ctx;
         let rctx = record_message::RecordMessageContext::new(
             &ctx.config,
@@ -97,14 +121,20 @@ impl Apps for ServerApps {
         record_message::run(call, &rctx, target).await
     }
 
-    async fn transfer<C: CallApi>(&mut self, call: &mut C, target: &TransferTarget) -> Result<(), TransferFailed> {
+    async fn transfer<C: CallApi>(
+        &mut self,
+        call: &mut C,
+        target: &TransferTarget,
+    ) -> Result<(), TransferFailed> {
         // After answer a 302 is no longer possible: both modes REFER here.
         let uri = if target.target.contains(':') {
             target.target.clone()
         } else {
             format!("sip:{}", target.target)
         };
-        call.transfer(&uri).await.map_err(|e| TransferFailed(e.to_string()))
+        call.transfer(&uri)
+            .await
+            .map_err(|e| TransferFailed(e.to_string()))
     }
 
     fn prompt(&self, lang: &str, name: &str) -> Option<Pcm> {

@@ -28,8 +28,14 @@ pub enum Input {
 pub enum Action {
     /// Prompts played, by catalogue name (or `audio:<samples>` for
     /// audio not in the catalogue). `interrupted_by` for barge-in.
-    Played { names: Vec<String>, interrupted_by: Option<char> },
-    Recorded { samples: u64, reason: StopReason },
+    Played {
+        names: Vec<String>,
+        interrupted_by: Option<char>,
+    },
+    Recorded {
+        samples: u64,
+        reason: StopReason,
+    },
     Transferred(String),
     HungUp,
 }
@@ -117,7 +123,10 @@ impl CallApi for FakeCall {
             return Err(HungUp);
         }
         let names = items.iter().map(|p| self.name(p)).collect();
-        self.log.push(Action::Played { names, interrupted_by: None });
+        self.log.push(Action::Played {
+            names,
+            interrupted_by: None,
+        });
         if self.script.front() == Some(&Input::Hangup) {
             self.script.pop_front();
             return Err(self.end_of_script());
@@ -125,21 +134,33 @@ impl CallApi for FakeCall {
         Ok(())
     }
 
-    async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+    async fn play_interruptible(
+        &mut self,
+        items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp> {
         if self.hung_up {
             return Err(HungUp);
         }
         let names = items.iter().map(|p| self.name(p)).collect();
         let barge = match self.script.front() {
-            Some(Input::Digits(d)) if d.chars().next().is_some_and(|c| interrupt.contains(c)) => self.take_digit(),
+            Some(Input::Digits(d)) if d.chars().next().is_some_and(|c| interrupt.contains(c)) => {
+                self.take_digit()
+            }
             Some(Input::Hangup) => {
                 self.script.pop_front();
-                self.log.push(Action::Played { names, interrupted_by: None });
+                self.log.push(Action::Played {
+                    names,
+                    interrupted_by: None,
+                });
                 return Err(self.end_of_script());
             }
             _ => None,
         };
-        self.log.push(Action::Played { names, interrupted_by: barge });
+        self.log.push(Action::Played {
+            names,
+            interrupted_by: barge,
+        });
         Ok(barge)
     }
 
@@ -164,7 +185,11 @@ impl CallApi for FakeCall {
         }
     }
 
-    async fn record(&mut self, mut writer: MessageWriter, options: RecordOptions) -> Option<Recorded> {
+    async fn record(
+        &mut self,
+        mut writer: MessageWriter,
+        options: RecordOptions,
+    ) -> Option<Recorded> {
         let mut samples = 0u64;
         let mut reason = StopReason::Silence;
         // Speech (a loud tone), then whatever ends the recording.
@@ -173,7 +198,9 @@ impl CallApi for FakeCall {
                 Input::Speak(seconds) => {
                     let n = (seconds * 8000.0) as u64;
                     let n = n.min(options.max_samples.saturating_sub(samples));
-                    let tone: Vec<i16> = (0..n).map(|i| if (i / 10) % 2 == 0 { 6000 } else { -6000 }).collect();
+                    let tone: Vec<i16> = (0..n)
+                        .map(|i| if (i / 10) % 2 == 0 { 6000 } else { -6000 })
+                        .collect();
                     if writer.write(&tone).is_err() {
                         reason = StopReason::WriteError;
                         break;
@@ -225,4 +252,3 @@ impl CallApi for FakeCall {
         }
     }
 }
-

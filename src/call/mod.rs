@@ -73,7 +73,11 @@ pub trait CallApi {
     /// Play prompts to the end.
     async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp>;
     /// Play prompts; a digit in `interrupt` stops them (barge-in) and is returned.
-    async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp>;
+    async fn play_interruptible(
+        &mut self,
+        items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp>;
     /// Wait up to `timeout` for one digit (`None` on timeout).
     async fn collect_digit(&mut self, timeout: Duration) -> Result<Option<char>, HungUp>;
     /// Record until a stop digit, a limit, or hang-up; the writer comes back.
@@ -144,7 +148,11 @@ impl Call {
         }
     }
 
-    async fn play_inner(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+    async fn play_inner(
+        &mut self,
+        items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp> {
         if self.hung_up {
             return Err(HungUp);
         }
@@ -156,7 +164,10 @@ impl Call {
         let mut early: Option<char> = None;
         loop {
             match self.next().await {
-                Next::Media(SessionEvent::PlayDone { id: done, interrupted_by }) if done == id => {
+                Next::Media(SessionEvent::PlayDone {
+                    id: done,
+                    interrupted_by,
+                }) if done == id => {
                     return Ok(early.or(interrupted_by));
                 }
                 Next::Media(SessionEvent::Dtmf { digit, .. }) => {
@@ -168,7 +179,8 @@ impl Call {
                         self.pending_digits.push(digit);
                     }
                 }
-                Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
+                Next::Media(_)
+                | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
                 Next::Signal(CallSignal::Hangup) | Next::Closed => {
                     self.hung_up = true;
                     return Err(HungUp);
@@ -197,7 +209,11 @@ impl CallApi for Call {
     }
 
     /// Play prompts; a digit in `interrupt` stops them and is returned.
-    async fn play_interruptible(&mut self, items: Vec<Pcm>, interrupt: &str) -> Result<Option<char>, HungUp> {
+    async fn play_interruptible(
+        &mut self,
+        items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp> {
         if let Some(pos) = self.pending_digits.find(|c| interrupt.contains(c)) {
             return Ok(Some(self.pending_digits.remove(pos)));
         }
@@ -218,7 +234,10 @@ impl CallApi for Call {
             match next {
                 Err(_) => return Ok(None),
                 Ok(Next::Media(SessionEvent::Dtmf { digit, .. })) => return Ok(Some(digit)),
-                Ok(Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_))) => {}
+                Ok(
+                    Next::Media(_)
+                    | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)),
+                ) => {}
                 Ok(Next::Signal(CallSignal::Hangup) | Next::Closed) => {
                     self.hung_up = true;
                     return Err(HungUp);
@@ -238,7 +257,8 @@ impl CallApi for Call {
                 Next::Media(SessionEvent::RecordingStopped { writer, reason }) => {
                     return Some(Recorded { writer, reason });
                 }
-                Next::Media(_) | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
+                Next::Media(_)
+                | Next::Signal(CallSignal::ReferResult(_) | CallSignal::ReferProgress(_)) => {}
                 Next::Signal(CallSignal::Hangup) => {
                     // The session is being closed; it hands the writer back.
                     self.hung_up = true;
@@ -254,16 +274,21 @@ impl CallApi for Call {
         }
     }
 
-
     async fn transfer(&mut self, target: &str) -> Result<(), TransferError> {
         if self.hung_up {
             return Err(TransferError::HungUp);
         }
-        let _ = self.control.send(Control::Refer(self.info.handle, target.to_string()));
+        let _ = self
+            .control
+            .send(Control::Refer(self.info.handle, target.to_string()));
         loop {
             match self.next().await {
-                Next::Signal(CallSignal::ReferResult(status)) if (200..300).contains(&status) => break,
-                Next::Signal(CallSignal::ReferResult(status)) => return Err(TransferError::Refused(status)),
+                Next::Signal(CallSignal::ReferResult(status)) if (200..300).contains(&status) => {
+                    break;
+                }
+                Next::Signal(CallSignal::ReferResult(status)) => {
+                    return Err(TransferError::Refused(status));
+                }
                 Next::Signal(CallSignal::Hangup) | Next::Closed => {
                     self.hung_up = true;
                     return Err(TransferError::HungUp);
@@ -277,7 +302,11 @@ impl CallApi for Call {
             match tokio::time::timeout_at(deadline, self.next()).await {
                 Err(_) => break,
                 Ok(Next::Signal(CallSignal::ReferProgress(frag))) => {
-                    let status: u16 = frag.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let status: u16 = frag
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     if status >= 300 {
                         return Err(TransferError::Refused(status));
                     }

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,9 @@ use crate::store::MessageWriter;
 
 use super::dtmf::DtmfSource;
 use super::ports::PortLease;
-use super::session::{MediaParams, RecordOptions, RtpSession, SessionEvent, SessionStats, StopReason};
+use super::session::{
+    MediaParams, RecordOptions, RtpSession, SessionEvent, SessionStats, StopReason,
+};
 
 pub const TICK: Duration = Duration::from_millis(20);
 
@@ -110,9 +112,20 @@ impl MediaEngine {
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         let worker = self.workers[n].clone();
         worker
-            .send(Command::Open { id, socket, lease, params, events })
+            .send(Command::Open {
+                id,
+                socket,
+                lease,
+                params,
+                events,
+            })
             .map_err(|_| std::io::Error::other("media worker stopped"))?;
-        Ok(MediaSession { id, worker, owner: true, closed: false })
+        Ok(MediaSession {
+            id,
+            worker,
+            owner: true,
+            closed: false,
+        })
     }
 }
 
@@ -128,7 +141,12 @@ pub struct MediaSession {
 impl MediaSession {
     /// A handle for another party (the application) that does not own the session.
     pub fn handle(&self) -> MediaSession {
-        MediaSession { id: self.id, worker: self.worker.clone(), owner: false, closed: false }
+        MediaSession {
+            id: self.id,
+            worker: self.worker.clone(),
+            owner: false,
+            closed: false,
+        }
     }
 
     fn send(&self, c: Command) {
@@ -141,7 +159,12 @@ impl MediaSession {
     }
 
     pub fn play(&self, play_id: u64, items: Vec<Pcm>, interrupt: &str) {
-        self.send(Command::Play { id: self.id, play_id, items, interrupt: interrupt.to_string() });
+        self.send(Command::Play {
+            id: self.id,
+            play_id,
+            items,
+            interrupt: interrupt.to_string(),
+        });
     }
 
     pub fn stop_playback(&self) {
@@ -220,7 +243,11 @@ impl Worker {
                 // Overloaded or descheduled: count it, and resynchronise
                 // rather than bursting to catch up.
                 self.stats.late_ticks.fetch_add(1, Ordering::Relaxed);
-                next = if now - next > TICK * 5 { now + TICK } else { next + TICK };
+                next = if now - next > TICK * 5 {
+                    now + TICK
+                } else {
+                    next + TICK
+                };
             }
         }
     }
@@ -248,7 +275,14 @@ impl Worker {
             | Command::Close(id)
             | Command::Play { id, .. } => *id,
         };
-        if let Command::Open { id, socket, lease, params, events: tx } = command {
+        if let Command::Open {
+            id,
+            socket,
+            lease,
+            params,
+            events: tx,
+        } = command
+        {
             self.index.insert(id, self.slots.len());
             self.slots.push(Slot {
                 id,
@@ -275,12 +309,19 @@ impl Worker {
         let slot = &mut self.slots[i];
         match command {
             Command::Update(_, p) => slot.session.update(p),
-            Command::Play { play_id, items, interrupt, .. } => {
-                slot.session.play(play_id, items, interrupt, &mut events)
-            }
+            Command::Play {
+                play_id,
+                items,
+                interrupt,
+                ..
+            } => slot.session.play(play_id, items, interrupt, &mut events),
             Command::StopPlayback(_) => slot.session.stop_playback(&mut events),
-            Command::Record(_, writer, options) => slot.session.start_recording(writer, options, &mut events),
-            Command::StopRecording(_) => slot.session.stop_recording(StopReason::Stopped, &mut events),
+            Command::Record(_, writer, options) => {
+                slot.session.start_recording(writer, options, &mut events)
+            }
+            Command::StopRecording(_) => slot
+                .session
+                .stop_recording(StopReason::Stopped, &mut events),
             Command::Digit(_, d, source) => slot.session.on_digit(d, source, &mut events),
             Command::Close(_) => {
                 // Read what is still queued on the socket before closing.
@@ -312,9 +353,15 @@ impl Worker {
     }
 
     fn account(&self, now: &SessionStats, before: &SessionStats) {
-        self.stats.packets_in.fetch_add(now.packets_in - before.packets_in, Ordering::Relaxed);
-        self.stats.packets_out.fetch_add(now.packets_out - before.packets_out, Ordering::Relaxed);
-        self.stats.lost.fetch_add(now.lost - before.lost, Ordering::Relaxed);
+        self.stats
+            .packets_in
+            .fetch_add(now.packets_in - before.packets_in, Ordering::Relaxed);
+        self.stats
+            .packets_out
+            .fetch_add(now.packets_out - before.packets_out, Ordering::Relaxed);
+        self.stats
+            .lost
+            .fetch_add(now.lost - before.lost, Ordering::Relaxed);
     }
 
     fn receive(slot: &mut Slot, buf: &mut [u8], events: &mut Vec<SessionEvent>) {
@@ -344,7 +391,11 @@ impl Worker {
             }
         }
         // Publish counters about once a second.
-        if self.slots.first().is_some_and(|s| s.session.stats().packets_out % 50 == 0) {
+        if self
+            .slots
+            .first()
+            .is_some_and(|s| s.session.stats().packets_out % 50 == 0)
+        {
             for i in 0..self.slots.len() {
                 let (now, before) = (self.slots[i].session.stats(), self.slots[i].reported);
                 self.account(&now, &before);

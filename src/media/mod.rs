@@ -2,11 +2,11 @@
 //! tones) and the engine that paces many sessions from one clock.
 
 pub mod dtmf;
+pub mod engine;
 pub mod g711;
 pub mod inband;
 pub mod jitter;
-pub mod rtp;
-pub mod tone;
-pub mod engine;
 pub mod ports;
+pub mod rtp;
 pub mod session;
+pub mod tone;

@@ -43,7 +43,10 @@ impl PortPool {
     pub fn new(min: u16, max: u16) -> PortPool {
         let first = min + (min % 2);
         let free = (first..=max).step_by(2).collect();
-        PortPool { free: Arc::new(Mutex::new(free)), range: (min, max) }
+        PortPool {
+            free: Arc::new(Mutex::new(free)),
+            range: (min, max),
+        }
     }
 
     pub fn available(&self) -> usize {
@@ -56,13 +59,19 @@ impl PortPool {
         let attempts = self.available();
         for _ in 0..attempts {
             let port = {
-                let mut free = self.free.lock().map_err(|_| PortError::Exhausted(self.range.0, self.range.1))?;
+                let mut free = self
+                    .free
+                    .lock()
+                    .map_err(|_| PortError::Exhausted(self.range.0, self.range.1))?;
                 match free.pop_front() {
                     Some(p) => p,
                     None => break,
                 }
             };
-            let lease = PortLease { port, pool: self.free.clone() };
+            let lease = PortLease {
+                port,
+                pool: self.free.clone(),
+            };
             match UdpSocket::bind(SocketAddr::new(ip, port)) {
                 Ok(socket) => return Ok((socket, lease)),
                 Err(_) => continue, // lease drop puts it back at the end

@@ -60,9 +60,18 @@ pub struct RecordOptions {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SessionEvent {
-    PlayDone { id: u64, interrupted_by: Option<char> },
-    Dtmf { digit: char, source: DtmfSource },
-    RecordingStopped { writer: MessageWriter, reason: StopReason },
+    PlayDone {
+        id: u64,
+        interrupted_by: Option<char>,
+    },
+    Dtmf {
+        digit: char,
+        source: DtmfSource,
+    },
+    RecordingStopped {
+        writer: MessageWriter,
+        reason: StopReason,
+    },
 }
 
 struct Playback {
@@ -203,7 +212,10 @@ impl RtpSession {
         {
             let id = p.id;
             self.playback = None;
-            events.push(SessionEvent::PlayDone { id, interrupted_by: Some(digit) });
+            events.push(SessionEvent::PlayDone {
+                id,
+                interrupted_by: Some(digit),
+            });
             return;
         }
         if self
@@ -217,20 +229,42 @@ impl RtpSession {
     }
 
     /// Queue audio; `interrupt` lists the digits that cut it short (barge-in).
-    pub fn play(&mut self, id: u64, items: Vec<Pcm>, interrupt: String, events: &mut Vec<SessionEvent>) {
+    pub fn play(
+        &mut self,
+        id: u64,
+        items: Vec<Pcm>,
+        interrupt: String,
+        events: &mut Vec<SessionEvent>,
+    ) {
         if let Some(p) = self.playback.take() {
-            events.push(SessionEvent::PlayDone { id: p.id, interrupted_by: None });
+            events.push(SessionEvent::PlayDone {
+                id: p.id,
+                interrupted_by: None,
+            });
         }
-        self.playback = Some(Playback { id, items: items.into(), position: 0, interrupt });
+        self.playback = Some(Playback {
+            id,
+            items: items.into(),
+            position: 0,
+            interrupt,
+        });
     }
 
     pub fn stop_playback(&mut self, events: &mut Vec<SessionEvent>) {
         if let Some(p) = self.playback.take() {
-            events.push(SessionEvent::PlayDone { id: p.id, interrupted_by: None });
+            events.push(SessionEvent::PlayDone {
+                id: p.id,
+                interrupted_by: None,
+            });
         }
     }
 
-    pub fn start_recording(&mut self, writer: MessageWriter, options: RecordOptions, events: &mut Vec<SessionEvent>) {
+    pub fn start_recording(
+        &mut self,
+        writer: MessageWriter,
+        options: RecordOptions,
+        events: &mut Vec<SessionEvent>,
+    ) {
         self.stop_recording(StopReason::Stopped, events);
         // Audio that arrived before the beep is not part of the message.
         while self.jitter.pop().is_some() {}
@@ -245,7 +279,10 @@ impl RtpSession {
 
     pub fn stop_recording(&mut self, reason: StopReason, events: &mut Vec<SessionEvent>) {
         if let Some(rec) = self.recording.take() {
-            events.push(SessionEvent::RecordingStopped { writer: rec.writer, reason });
+            events.push(SessionEvent::RecordingStopped {
+                writer: rec.writer,
+                reason,
+            });
         }
     }
 
@@ -351,8 +388,10 @@ impl RtpSession {
         if let Some(p) = self.playback.as_mut() {
             while self.frame.len() < FRAME_SAMPLES {
                 let Some(item) = p.items.front() else { break };
-                let take = (FRAME_SAMPLES - self.frame.len()).min(item.len() - p.position.min(item.len()));
-                self.frame.extend_from_slice(&item[p.position..p.position + take]);
+                let take =
+                    (FRAME_SAMPLES - self.frame.len()).min(item.len() - p.position.min(item.len()));
+                self.frame
+                    .extend_from_slice(&item[p.position..p.position + take]);
                 p.position += take;
                 if p.position >= item.len() {
                     p.items.pop_front();
@@ -365,7 +404,10 @@ impl RtpSession {
         }
         if let Some(id) = finished {
             self.playback = None;
-            events.push(SessionEvent::PlayDone { id, interrupted_by: None });
+            events.push(SessionEvent::PlayDone {
+                id,
+                interrupted_by: None,
+            });
         }
         let sound = !self.frame.is_empty();
         self.frame.resize(FRAME_SAMPLES, 0);
@@ -381,7 +423,12 @@ impl RtpSession {
         self.talking = sound;
         self.encoded.clear();
         params.codec.encode(&self.frame, &mut self.encoded);
-        self.sender.packet(params.codec.payload_type(), &self.encoded, FRAME_SAMPLES as u32, &mut self.packet);
+        self.sender.packet(
+            params.codec.payload_type(),
+            &self.encoded,
+            FRAME_SAMPLES as u32,
+            &mut self.packet,
+        );
         self.stats.packets_out += 1;
         self.stats.bytes_out += self.packet.len() as u64;
         Some((dest, &self.packet))

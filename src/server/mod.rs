@@ -16,9 +16,9 @@ use crate::dialplan::{self, DialPlanHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::ports::PortPool;
 use crate::media::tone;
+use crate::notify::{EventBus, Notifier};
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::transport::SipTransport;
-use crate::notify::{EventBus, Notifier};
 use crate::store::{MailboxId, SecurityStore, Store};
 
 /// What every call's application needs, shared.
@@ -55,8 +55,12 @@ pub fn prompts_dir(config: &Config) -> std::path::PathBuf {
 
 /// Start everything; returns when a shutdown signal arrives.
 pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let store = Store::open(&config.storage.data_dir)
-        .with_context(|| format!("opening the data directory {}", config.storage.data_dir.display()))?;
+    let store = Store::open(&config.storage.data_dir).with_context(|| {
+        format!(
+            "opening the data directory {}",
+            config.storage.data_dir.display()
+        )
+    })?;
     let min_samples = (config.voicemail.min_message_seconds * 8000.0) as u64;
     match store.recover_spool(min_samples) {
         Ok(recovered) => {
@@ -76,21 +80,31 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         .with_context(|| format!("loading prompts from {}", prompts_dir.display()))?;
     let plan_dir = dialplan_dir();
     let audio_store = store.clone();
-    let audio_exists: dialplan::AudioMessageExists = Arc::new(move |name: &str| audio_store.audio_message_exists(name));
-    let plan = dialplan::check(&plan_dir, &prompts, &*audio_exists)
-        .map_err(|errors| anyhow::anyhow!("invalid dial plan:\n{}", dialplan::format_errors(&errors)))?;
+    let audio_exists: dialplan::AudioMessageExists =
+        Arc::new(move |name: &str| audio_store.audio_message_exists(name));
+    let plan = dialplan::check(&plan_dir, &prompts, &*audio_exists).map_err(|errors| {
+        anyhow::anyhow!("invalid dial plan:\n{}", dialplan::format_errors(&errors))
+    })?;
     let plan = Arc::new(DialPlanHandle::new(plan));
     let security = SecurityStore::for_store(&store).context("opening the PIN store")?;
     let events = EventBus::new();
     let metrics = Arc::new(Metrics::new());
     let config = Arc::new(config);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
     let engine = MediaEngine::start(workers);
     let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
 
-    let api_state = ApiState::new(config.clone(), store.clone(), events.clone(), metrics.clone())
-        .context("starting the HTTP API")?
-        .with_security(security.clone());
+    let api_state = ApiState::new(
+        config.clone(),
+        store.clone(),
+        events.clone(),
+        metrics.clone(),
+    )
+    .context("starting the HTTP API")?
+    .with_security(security.clone());
     let http_addr = http_listen.unwrap_or(config.http.listen);
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -105,14 +119,25 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         .context("starting notifications")?
         .spawn();
     // Dial plans reload on change and on SIGHUP; calls keep the plan they started with.
-    let _watcher = match dialplan::watch(&plan_dir, plan.clone(), prompts.clone(), audio_exists.clone(), None) {
+    let _watcher = match dialplan::watch(
+        &plan_dir,
+        plan.clone(),
+        prompts.clone(),
+        audio_exists.clone(),
+        None,
+    ) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(error = %e, "not watching the dial plans for changes");
             None
         }
     };
-    spawn_sighup_reload(plan.clone(), plan_dir.clone(), prompts.clone(), audio_exists.clone());
+    spawn_sighup_reload(
+        plan.clone(),
+        plan_dir.clone(),
+        prompts.clone(),
+        audio_exists.clone(),
+    );
 
     let (inbound_tx, inbound_rx) = mpsc::channel(8192);
     let transport = SipTransport::bind(config.sip.listen, config.sip.public_address, inbound_tx)
@@ -160,11 +185,19 @@ fn spawn_sighup_reload(
 ) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
-            let (handle, dir, prompts, exists) = (handle.clone(), dir.clone(), prompts.clone(), audio_exists.clone());
-            let result = tokio::task::spawn_blocking(move || handle.reload(&dir, &prompts, &*exists)).await;
+            let (handle, dir, prompts, exists) = (
+                handle.clone(),
+                dir.clone(),
+                prompts.clone(),
+                audio_exists.clone(),
+            );
+            let result =
+                tokio::task::spawn_blocking(move || handle.reload(&dir, &prompts, &*exists)).await;
             match result {
                 Ok(Ok(())) => tracing::info!("dial plans reloaded (SIGHUP)"),
                 Ok(Err(errors)) => tracing::error!(
@@ -180,7 +213,7 @@ fn spawn_sighup_reload(
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let mut term = match signal(SignalKind::terminate()) {
             Ok(s) => s,
             Err(_) => return std::future::pending().await,

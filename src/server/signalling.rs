@@ -19,8 +19,8 @@ use crate::sdp::{self, AudioCodec, Direction, LocalMedia, NegotiatedAudio, Sessi
 use crate::sip::transport::{Inbound, SipTransport};
 use crate::sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent, SipRequest};
 
-use super::presence::Presence;
 use super::AppContext;
+use super::presence::Presence;
 
 /// Per-call state the loop keeps beside the endpoint's.
 struct CallControl {
@@ -56,7 +56,12 @@ pub struct Signalling {
 }
 
 impl Signalling {
-    pub fn new(ctx: Arc<AppContext>, transport: SipTransport, engine: MediaEngine, ports: PortPool) -> Self {
+    pub fn new(
+        ctx: Arc<AppContext>,
+        transport: SipTransport,
+        engine: MediaEngine,
+        ports: PortPool,
+    ) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let endpoint = Endpoint::new(EndpointConfig {
             user_agent: ctx.config.sip.user_agent.clone(),
@@ -64,16 +69,30 @@ impl Signalling {
             ..EndpointConfig::default()
         });
         let presence = Presence::new(&ctx.config, ctx.store.root());
-        Signalling { ctx, endpoint, transport, engine, ports, calls: HashMap::new(), control_tx, control_rx, presence }
+        Signalling {
+            ctx,
+            endpoint,
+            transport,
+            engine,
+            ports,
+            calls: HashMap::new(),
+            control_tx,
+            control_rx,
+            presence,
+        }
     }
 
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) -> anyhow::Result<()> {
         let mut events = self.ctx.events.subscribe();
         // Lamps reflect what is on disk now, for every restored subscription.
-        self.presence.on_start(Instant::now(), &mut self.endpoint, &self.ctx.store);
+        self.presence
+            .on_start(Instant::now(), &mut self.endpoint, &self.ctx.store);
         self.flush();
         loop {
-            let timeout = [self.endpoint.poll_timeout(), self.presence.poll_timeout()].into_iter().flatten().min();
+            let timeout = [self.endpoint.poll_timeout(), self.presence.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match timeout {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -158,10 +177,18 @@ impl Signalling {
     fn on_event(&mut self, e: SipEvent) {
         let now = Instant::now();
         match e {
-            SipEvent::IncomingCall { call, request, peer } => self.on_incoming(now, call, *request, peer),
+            SipEvent::IncomingCall {
+                call,
+                request,
+                peer,
+            } => self.on_incoming(now, call, *request, peer),
             SipEvent::Confirmed { call, sdp } => self.on_confirmed(now, call, sdp),
             SipEvent::Reoffer { call, sdp } => self.on_reoffer(now, call, sdp),
-            SipEvent::Info { call, content_type, body } => {
+            SipEvent::Info {
+                call,
+                content_type,
+                body,
+            } => {
                 if let Some(cc) = self.calls.get(&call)
                     && let Some(digit) = dtmf_from_info(content_type.as_deref(), &body)
                 {
@@ -169,12 +196,27 @@ impl Signalling {
                 }
             }
             SipEvent::Request { id, request, peer } => {
-                self.presence.on_request(now, &mut self.endpoint, id, &request, peer, &self.ctx.store);
+                self.presence.on_request(
+                    now,
+                    &mut self.endpoint,
+                    id,
+                    &request,
+                    peer,
+                    &self.ctx.store,
+                );
             }
-            SipEvent::RequestResult { id, status } => self.presence.on_request_result(now, id, status),
-            SipEvent::ReferResult { call, status } => self.signal(call, CallSignal::ReferResult(status)),
+            SipEvent::RequestResult { id, status } => {
+                self.presence.on_request_result(now, id, status)
+            }
+            SipEvent::ReferResult { call, status } => {
+                self.signal(call, CallSignal::ReferResult(status))
+            }
             SipEvent::Notify { call, body, .. } => {
-                let frag = String::from_utf8_lossy(&body).lines().next().unwrap_or_default().to_string();
+                let frag = String::from_utf8_lossy(&body)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 self.signal(call, CallSignal::ReferProgress(frag));
             }
             SipEvent::Terminated { call, reason } => {
@@ -220,10 +262,18 @@ impl Signalling {
         }
         // *98 finds the caller's own box: the registered (authenticated)
         // user this call comes from, else the caller id if it is a box.
-        let registered = self.presence.caller_mailbox_for(peer.remote, req.from_user.as_deref());
+        let registered = self
+            .presence
+            .caller_mailbox_for(peer.remote, req.from_user.as_deref());
         let trusted = registered.is_some();
-        let caller_box = registered.or_else(|| self.ctx.config.mailbox(&caller).map(|m| m.number.clone()));
-        let route = apps::Route { plan, entry, caller_box, trusted };
+        let caller_box =
+            registered.or_else(|| self.ctx.config.mailbox(&caller).map(|m| m.number.clone()));
+        let route = apps::Route {
+            plan,
+            entry,
+            caller_box,
+            trusted,
+        };
         let offer = match req.sdp().map(SessionDescription::parse) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -283,14 +333,21 @@ impl Signalling {
             codec: codec_name.to_string(),
         };
         tracing::info!(caller = %info.caller_number, called = %info.called_number, "incoming call");
-        self.calls.insert(call, CallControl {
-            media,
-            local,
-            answer,
-            pending_app: Some(PendingApp { info, media_events: events_rx, route }),
-            signals: None,
-            known: offer.is_some(),
-        });
+        self.calls.insert(
+            call,
+            CallControl {
+                media,
+                local,
+                answer,
+                pending_app: Some(PendingApp {
+                    info,
+                    media_events: events_rx,
+                    route,
+                }),
+                signals: None,
+                known: offer.is_some(),
+            },
+        );
         let delay = self.ctx.config.sip.answer_delay_ms;
         if delay == 0 {
             let answer = self.calls[&call].answer.clone();
@@ -306,8 +363,12 @@ impl Signalling {
     }
 
     fn on_confirmed(&mut self, now: Instant, call: CallHandle, sdp: Option<String>) {
-        let Some(cc) = self.calls.get_mut(&call) else { return };
-        let Some(mut pending) = cc.pending_app.take() else { return };
+        let Some(cc) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(mut pending) = cc.pending_app.take() else {
+            return;
+        };
         if !cc.known {
             // Late offer: the ACK must carry the answer.
             let negotiated = sdp
@@ -330,10 +391,19 @@ impl Signalling {
         }
         let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         cc.signals = Some(signals_tx);
-        let app_call = Call::new(pending.info, cc.media.handle(), pending.media_events, signals_rx, self.control_tx.clone());
+        let app_call = Call::new(
+            pending.info,
+            cc.media.handle(),
+            pending.media_events,
+            signals_rx,
+            self.control_tx.clone(),
+        );
         let ctx = self.ctx.clone();
         let span = tracing::info_span!("call", call_id = %app_call.info.call_id);
-        tokio::spawn(tracing::Instrument::instrument(apps::run(pending.route, app_call, ctx), span));
+        tokio::spawn(tracing::Instrument::instrument(
+            apps::run(pending.route, app_call, ctx),
+            span,
+        ));
     }
 
     fn on_reoffer(&mut self, now: Instant, call: CallHandle, sdp: Option<String>) {
@@ -346,7 +416,8 @@ impl Signalling {
             // re-offer what we have).
             cc.local.session_version += 1;
             let offer = sdp::offer(&cc.local);
-            self.endpoint.answer_reoffer(now, call, Ok(offer.as_bytes()));
+            self.endpoint
+                .answer_reoffer(now, call, Ok(offer.as_bytes()));
             return;
         };
         match offer.map_err(|_| 488).and_then(|o| {
@@ -380,7 +451,8 @@ fn media_params(n: &NegotiatedAudio) -> MediaParams {
         payload_type: n.payload_type,
         telephone_event: n.telephone_event,
         remote: n.remote_rtp,
-        send: matches!(n.local_direction, Direction::SendRecv | Direction::SendOnly) && n.remote_rtp.is_some(),
+        send: matches!(n.local_direction, Direction::SendRecv | Direction::SendOnly)
+            && n.remote_rtp.is_some(),
     }
 }
 
@@ -390,11 +462,10 @@ fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<char> {
     let ct = content_type?.to_ascii_lowercase();
     let text = std::str::from_utf8(body).ok()?;
     let value = if ct.starts_with("application/dtmf-relay") {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
-            })?
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
     } else if ct.starts_with("application/dtmf") {
         text.trim()
     } else {
@@ -422,12 +493,24 @@ mod tests {
 
     #[test]
     fn info_dtmf_bodies() {
-        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=5\r\nDuration=160\r\n"), Some('5'));
-        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal= #\r\n"), Some('#'));
+        assert_eq!(
+            dtmf_from_info(
+                Some("application/dtmf-relay"),
+                b"Signal=5\r\nDuration=160\r\n"
+            ),
+            Some('5')
+        );
+        assert_eq!(
+            dtmf_from_info(Some("application/dtmf-relay"), b"Signal= #\r\n"),
+            Some('#')
+        );
         assert_eq!(dtmf_from_info(Some("application/dtmf"), b"11"), Some('#'));
         assert_eq!(dtmf_from_info(Some("application/dtmf"), b"*"), Some('*'));
         assert_eq!(dtmf_from_info(Some("text/plain"), b"5"), None);
-        assert_eq!(dtmf_from_info(Some("application/dtmf-relay"), b"Signal=x"), None);
+        assert_eq!(
+            dtmf_from_info(Some("application/dtmf-relay"), b"Signal=x"),
+            None
+        );
         assert_eq!(dtmf_from_info(None, b"5"), None);
     }
 }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::frame::{self, Rejection};
-use super::message::{header_param, random_token, Method, ResponseBuilder, SipRequest};
+use super::message::{Method, ResponseBuilder, SipRequest, header_param, random_token};
 use super::timers::{Retransmit, TimerConfig};
 
 /// A call as the application sees it.
@@ -314,7 +314,11 @@ impl Endpoint {
 
     fn respond_raw(&mut self, peer: Peer, data: &[u8], status: u16, reason: &str) {
         let raw = frame::read_headers(data);
-        let reason: String = reason.chars().filter(|c| !c.is_control()).take(120).collect();
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(120)
+            .collect();
         if let Some(b) = ResponseBuilder::from_raw(&raw, peer.remote, status, &reason) {
             let data = b.header("Server", &self.config.user_agent).build();
             self.transmits.push_back(Transmit { peer, data });
@@ -412,7 +416,10 @@ impl Endpoint {
             // An offer we cannot read (RFC 3261 §21.4.13); the app never sees it.
             tracing::debug!(content_type = %body_type, "415 for an INVITE body that is not SDP");
             self.final_non2xx(now, handle, 415, "Unsupported Media Type");
-            self.calls.get_mut(&handle).expect("just inserted").terminated_sent = true;
+            self.calls
+                .get_mut(&handle)
+                .expect("just inserted")
+                .terminated_sent = true;
             return;
         }
         self.events.push_back(SipEvent::IncomingCall {
@@ -428,7 +435,10 @@ impl Endpoint {
             self.send_response(peer, data);
             return;
         };
-        let call = self.calls.get_mut(&handle).expect("dialog index is consistent");
+        let call = self
+            .calls
+            .get_mut(&handle)
+            .expect("dialog index is consistent");
         let reject = if call.state != CallState::Confirmed && call.state != CallState::Accepted {
             Some((481, "Call/Transaction Does Not Exist"))
         } else if req.cseq <= call.remote_cseq {
@@ -453,7 +463,8 @@ impl Endpoint {
         call.invite_keys.push(key);
         call.reoffer = Some(PendingReoffer { request: req, peer });
         let _ = now;
-        self.events.push_back(SipEvent::Reoffer { call: handle, sdp });
+        self.events
+            .push_back(SipEvent::Reoffer { call: handle, sdp });
     }
 
     fn find_dialog(&self, req: &SipRequest) -> Option<CallHandle> {
@@ -486,7 +497,10 @@ impl Endpoint {
         let Some(handle) = self.find_dialog(&req) else {
             return;
         };
-        let call = self.calls.get_mut(&handle).expect("dialog index is consistent");
+        let call = self
+            .calls
+            .get_mut(&handle)
+            .expect("dialog index is consistent");
         if call.awaiting_ack_cseq != Some(req.cseq) {
             return; // a retransmitted ACK
         }
@@ -499,10 +513,12 @@ impl Endpoint {
         let sdp = req.sdp().map(str::to_string);
         self.reschedule(handle);
         if initial {
-            self.events.push_back(SipEvent::Confirmed { call: handle, sdp });
+            self.events
+                .push_back(SipEvent::Confirmed { call: handle, sdp });
         } else if sdp.is_some() {
             // The answer to an offer we made in a re-INVITE's 2xx.
-            self.events.push_back(SipEvent::Reoffer { call: handle, sdp });
+            self.events
+                .push_back(SipEvent::Reoffer { call: handle, sdp });
         }
     }
 
@@ -558,7 +574,11 @@ impl Endpoint {
             return;
         }
         let in_dialog = req.to_tag.is_some();
-        let handle = if in_dialog { self.find_dialog(&req) } else { None };
+        let handle = if in_dialog {
+            self.find_dialog(&req)
+        } else {
+            None
+        };
         let ua = self.config.user_agent.clone();
         match req.method {
             Method::Options => {
@@ -577,7 +597,9 @@ impl Endpoint {
                 self.finish_non_invite(now, peer, &req, data);
             }
             Method::Notify if handle.is_some() => {
-                let data = ResponseBuilder::new(&req, peer.remote, 200, "OK").header("Server", &ua).build();
+                let data = ResponseBuilder::new(&req, peer.remote, 200, "OK")
+                    .header("Server", &ua)
+                    .build();
                 self.finish_non_invite(now, peer, &req, data);
                 self.events.push_back(SipEvent::Notify {
                     call: handle.expect("checked"),
@@ -587,17 +609,26 @@ impl Endpoint {
             }
             Method::Bye | Method::Info | Method::Update if in_dialog => {
                 let Some(handle) = handle else {
-                    let data = ResponseBuilder::new(&req, peer.remote, 481, "Call/Transaction Does Not Exist")
-                        .header("Server", &ua)
-                        .build();
+                    let data = ResponseBuilder::new(
+                        &req,
+                        peer.remote,
+                        481,
+                        "Call/Transaction Does Not Exist",
+                    )
+                    .header("Server", &ua)
+                    .build();
                     self.finish_non_invite(now, peer, &req, data);
                     return;
                 };
-                let call = self.calls.get_mut(&handle).expect("dialog index is consistent");
+                let call = self
+                    .calls
+                    .get_mut(&handle)
+                    .expect("dialog index is consistent");
                 if req.cseq <= call.remote_cseq && req.method != Method::Bye {
-                    let data = ResponseBuilder::new(&req, peer.remote, 500, "Server Internal Error")
-                        .header("Server", &ua)
-                        .build();
+                    let data =
+                        ResponseBuilder::new(&req, peer.remote, 500, "Server Internal Error")
+                            .header("Server", &ua)
+                            .build();
                     self.finish_non_invite(now, peer, &req, data);
                     return;
                 }
@@ -636,9 +667,14 @@ impl Endpoint {
                             }
                             Some(sdp) => {
                                 if call.reoffer.is_some() {
-                                    let data = ResponseBuilder::new(&req, peer.remote, 491, "Request Pending")
-                                        .header("Server", &ua)
-                                        .build();
+                                    let data = ResponseBuilder::new(
+                                        &req,
+                                        peer.remote,
+                                        491,
+                                        "Request Pending",
+                                    )
+                                    .header("Server", &ua)
+                                    .build();
                                     self.finish_non_invite(now, peer, &req, data);
                                     return;
                                 }
@@ -660,7 +696,11 @@ impl Endpoint {
                 let id = RequestId(self.next_request);
                 self.next_request += 1;
                 self.delegated.insert(id, (req.clone(), peer));
-                self.events.push_back(SipEvent::Request { id, request: Box::new(req), peer });
+                self.events.push_back(SipEvent::Request {
+                    id,
+                    request: Box::new(req),
+                    peer,
+                });
             }
             _ => {
                 // REGISTER, SUBSCRIBE, MESSAGE, PUBLISH, REFER: known, not served here.
@@ -689,8 +729,10 @@ impl Endpoint {
             return;
         }
         if let Some((id, _, r)) = self.outgoing.remove(branch) {
-            self.outgoing_timers.remove(&(r.next_wakeup(), branch.to_string()));
-            self.events.push_back(SipEvent::RequestResult { id, status });
+            self.outgoing_timers
+                .remove(&(r.next_wakeup(), branch.to_string()));
+            self.events
+                .push_back(SipEvent::RequestResult { id, status });
             return;
         }
         let Some(handle) = self.client_branches.remove(branch) else {
@@ -706,7 +748,10 @@ impl Endpoint {
         } else if call.refer.as_ref().is_some_and(|(b, _)| b == branch) {
             call.refer = None;
             self.reschedule(handle);
-            self.events.push_back(SipEvent::ReferResult { call: handle, status });
+            self.events.push_back(SipEvent::ReferResult {
+                call: handle,
+                status,
+            });
         }
     }
 
@@ -740,11 +785,23 @@ impl Endpoint {
     /// Send a request the application built (a NOTIFY), with retransmission
     /// on UDP; its top Via branch must be unique. The outcome comes back as
     /// [`SipEvent::RequestResult`].
-    pub fn send_request(&mut self, now: Instant, peer: Peer, branch: &str, data: Vec<u8>) -> RequestId {
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        branch: &str,
+        data: Vec<u8>,
+    ) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let r = Retransmit::new(data.clone(), now, &self.config.timers, peer.transport.is_reliable());
-        self.outgoing_timers.insert((r.next_wakeup(), branch.to_string()));
+        let r = Retransmit::new(
+            data.clone(),
+            now,
+            &self.config.timers,
+            peer.transport.is_reliable(),
+        );
+        self.outgoing_timers
+            .insert((r.next_wakeup(), branch.to_string()));
         self.outgoing.insert(branch.to_string(), (id, peer, r));
         self.transmits.push_back(Transmit { peer, data });
         id
@@ -845,9 +902,11 @@ impl Endpoint {
                 .header("Server", &self.config.user_agent)
                 .body("application/sdp", sdp)
                 .build(),
-            Err(status) => ResponseBuilder::new(&request, peer.remote, status, reason_phrase(status))
-                .header("Server", &self.config.user_agent)
-                .build(),
+            Err(status) => {
+                ResponseBuilder::new(&request, peer.remote, status, reason_phrase(status))
+                    .header("Server", &self.config.user_agent)
+                    .build()
+            }
         };
         if request.method == Method::Invite {
             if answer.is_ok() {
@@ -882,11 +941,20 @@ impl Endpoint {
     }
 
     /// Build an in-dialog request from our side and register its branch.
-    fn dialog_request(&mut self, handle: CallHandle, method: &str, extra: &str) -> (String, Vec<u8>) {
+    fn dialog_request(
+        &mut self,
+        handle: CallHandle,
+        method: &str,
+        extra: &str,
+    ) -> (String, Vec<u8>) {
         let call = self.calls.get_mut(&handle).expect("caller checked");
         call.local_cseq += 1;
         let branch = format!("z9hG4bK{}", random_token());
-        let target = call.invite.contact.clone().unwrap_or_else(|| call.invite.uri.clone());
+        let target = call
+            .invite
+            .contact
+            .clone()
+            .unwrap_or_else(|| call.invite.uri.clone());
         let mut s = String::with_capacity(400);
         let _ = write!(
             s,
@@ -902,7 +970,11 @@ impl Endpoint {
         let _ = write!(
             s,
             "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n{extra}User-Agent: {}\r\nContent-Length: 0\r\n\r\n",
-            call.invite.to, call.local_tag, call.invite.from, call.invite.call_id, call.local_cseq,
+            call.invite.to,
+            call.local_tag,
+            call.invite.from,
+            call.invite.call_id,
+            call.local_cseq,
             self.config.user_agent
         );
         self.client_branches.insert(branch.clone(), handle);
@@ -917,7 +989,12 @@ impl Endpoint {
         // behind NAT where the Contact would not.
         call.bye = Some((
             branch,
-            Retransmit::new(data.clone(), now, &self.config.timers, call.peer.transport.is_reliable()),
+            Retransmit::new(
+                data.clone(),
+                now,
+                &self.config.timers,
+                call.peer.transport.is_reliable(),
+            ),
         ));
         call.state = CallState::Ended;
         call.retransmit = None;
@@ -937,12 +1014,20 @@ impl Endpoint {
         if call.state != CallState::Confirmed || call.refer.is_some() {
             return false;
         }
-        let extra = format!("Refer-To: <{target}>\r\nContact: {}\r\n", call.local_contact);
+        let extra = format!(
+            "Refer-To: <{target}>\r\nContact: {}\r\n",
+            call.local_contact
+        );
         let (branch, data) = self.dialog_request(handle, "REFER", &extra);
         let call = self.calls.get_mut(&handle).expect("checked above");
         call.refer = Some((
             branch,
-            Retransmit::new(data.clone(), now, &self.config.timers, call.peer.transport.is_reliable()),
+            Retransmit::new(
+                data.clone(),
+                now,
+                &self.config.timers,
+                call.peer.transport.is_reliable(),
+            ),
         ));
         let peer = call.peer;
         self.transmits.push_back(Transmit { peer, data });
@@ -999,7 +1084,10 @@ impl Endpoint {
             && !call.terminated_sent
         {
             call.terminated_sent = true;
-            self.events.push_back(SipEvent::Terminated { call: handle, reason });
+            self.events.push_back(SipEvent::Terminated {
+                call: handle,
+                reason,
+            });
         }
     }
 
@@ -1021,7 +1109,8 @@ impl Endpoint {
             if let Some(at) = call.timer_key {
                 self.timers.remove(&(at, handle));
             }
-            self.dialogs.remove(&(call.invite.call_id.clone(), call.local_tag.clone()));
+            self.dialogs
+                .remove(&(call.invite.call_id.clone(), call.local_tag.clone()));
             for key in &call.invite_keys {
                 self.invites.remove(key);
             }
@@ -1049,7 +1138,8 @@ impl Endpoint {
             } else if r.expired(now) {
                 let id = *id;
                 self.outgoing.remove(&branch);
-                self.events.push_back(SipEvent::RequestResult { id, status: 408 });
+                self.events
+                    .push_back(SipEvent::RequestResult { id, status: 408 });
             } else {
                 let next = r.next_wakeup();
                 self.outgoing_timers.insert((next, branch));
@@ -1128,7 +1218,10 @@ impl Endpoint {
             self.transmits.push_back(Transmit { peer, data });
         }
         if refer_gone {
-            self.events.push_back(SipEvent::ReferResult { call: handle, status: 408 });
+            self.events.push_back(SipEvent::ReferResult {
+                call: handle,
+                status: 408,
+            });
         }
         if no_ack {
             tracing::warn!(call = handle.0, "no ACK for our 2xx; hanging up");

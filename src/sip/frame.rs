@@ -221,7 +221,8 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, Rejection> {
     let (_, header_text) = section.split_once('\n').unwrap_or((section, ""));
     // Only Content-Length matters for framing; other defects are judged by
     // `inspect` once the frame is cut, so they get a proper 400.
-    let headers = parse_raw_headers(header_text).unwrap_or_else(|_| read_headers_lenient(header_text));
+    let headers =
+        parse_raw_headers(header_text).unwrap_or_else(|_| read_headers_lenient(header_text));
     let len = match headers.get("Content-Length") {
         None => return Err(respond(400, "Missing Content-Length on a stream transport")),
         Some(v) => v
@@ -262,7 +263,10 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
         .bytes()
         .any(|b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
     {
-        return Err((respond(400, "Control character in a header"), read_headers_lenient(header_text)));
+        return Err((
+            respond(400, "Control character in a header"),
+            read_headers_lenient(header_text),
+        ));
     }
     let headers = match parse_raw_headers(header_text) {
         Ok(h) => h,
@@ -297,7 +301,11 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
     if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err((respond(400, "Malformed Request-URI"), headers));
     }
-    let scheme = uri.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = uri
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
         return Err((respond(416, "Unsupported URI Scheme"), headers));
     }
@@ -340,7 +348,10 @@ pub fn inspect(buf: &[u8]) -> InspectResult<'_> {
         return Err((respond(400, "Malformed CSeq number"), headers));
     }
     if cseq_method != method {
-        return Err((respond(400, "CSeq method does not match the request"), headers));
+        return Err((
+            respond(400, "CSeq method does not match the request"),
+            headers,
+        ));
     }
     if let Some(mf) = headers.get("Max-Forwards")
         && mf.parse::<u8>().is_err()
@@ -375,7 +386,10 @@ fn check_uri(uri: &str) -> Result<(), &'static str> {
     }
     let bytes = uri.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        if b == b'%' && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+        if b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
             return Err("Malformed Request-URI: bad %-escape");
         }
     }
@@ -419,7 +433,11 @@ fn check_name_addr(value: &str) -> Result<(), &'static str> {
 /// The body length to use. On UDP a missing Content-Length means "the rest
 /// of the datagram"; a value larger than what arrived is an error (RFC 3261
 /// §18.3: the message is incomplete), a smaller one truncates.
-fn content_length(headers: &RawHeaders, available: usize, _request: bool) -> Result<usize, Rejection> {
+fn content_length(
+    headers: &RawHeaders,
+    available: usize,
+    _request: bool,
+) -> Result<usize, Rejection> {
     let mut values = headers.all("Content-Length");
     let Some(raw) = values.next() else {
         return Ok(available);
@@ -494,9 +512,18 @@ mod tests {
 
     #[test]
     fn bad_version_and_cseq() {
-        assert_eq!(status_of(&OPTIONS.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia")), Some(505));
-        assert_eq!(status_of(&OPTIONS.replace("1 OPTIONS", "1 INVITE")), Some(400));
-        assert_eq!(status_of(&OPTIONS.replace("1 OPTIONS", "x OPTIONS")), Some(400));
+        assert_eq!(
+            status_of(&OPTIONS.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia")),
+            Some(505)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("1 OPTIONS", "1 INVITE")),
+            Some(400)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("1 OPTIONS", "x OPTIONS")),
+            Some(400)
+        );
     }
 
     #[test]
@@ -547,12 +574,39 @@ mod tests {
 
     #[test]
     fn uri_and_name_addr_checks() {
-        assert_eq!(status_of(&OPTIONS.replace("OPTIONS sip:1001@127.0.0.1", "OPTIONS nosuch:1001@127.0.0.1")), Some(416));
-        assert_eq!(status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@[127.0.0.1;x=%ZZ SIP")), Some(400));
-        assert_eq!(status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@127.0.0.1;x=%4 SIP")), Some(400));
-        assert_eq!(status_of(&OPTIONS.replace("From: <sip:a@127.0.0.1>", "From: \"Bob <sip:a@127.0.0.1>")), Some(400));
-        assert_eq!(status_of(&OPTIONS.replace("From: <sip:a@127.0.0.1>", "From: \"B \\\" b\" <sip:a@127.0.0.1>")), None);
-        assert_eq!(status_of(&OPTIONS.replace("OPTIONS sip:1001@127.0.0.1", "OPTIONS tel:+3225550100")), None);
-        assert_eq!(status_of(&OPTIONS.replace("Call-ID: abc", "Call-ID: a\u{0}bc")), Some(400));
+        assert_eq!(
+            status_of(&OPTIONS.replace(
+                "OPTIONS sip:1001@127.0.0.1",
+                "OPTIONS nosuch:1001@127.0.0.1"
+            )),
+            Some(416)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@[127.0.0.1;x=%ZZ SIP")),
+            Some(400)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("sip:1001@127.0.0.1 SIP", "sip:1001@127.0.0.1;x=%4 SIP")),
+            Some(400)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("From: <sip:a@127.0.0.1>", "From: \"Bob <sip:a@127.0.0.1>")),
+            Some(400)
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace(
+                "From: <sip:a@127.0.0.1>",
+                "From: \"B \\\" b\" <sip:a@127.0.0.1>"
+            )),
+            None
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("OPTIONS sip:1001@127.0.0.1", "OPTIONS tel:+3225550100")),
+            None
+        );
+        assert_eq!(
+            status_of(&OPTIONS.replace("Call-ID: abc", "Call-ID: a\u{0}bc")),
+            Some(400)
+        );
     }
 }

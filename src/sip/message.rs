@@ -68,7 +68,9 @@ impl SipRequest {
     }
 
     fn from_request(req: Request) -> Result<SipRequest, MessageError> {
-        let bad = |h: &'static str| move |e: rsipstack::sip::Error| MessageError::BadHeader(h, e.to_string());
+        let bad = |h: &'static str| {
+            move |e: rsipstack::sip::Error| MessageError::BadHeader(h, e.to_string())
+        };
         let mut vias = Vec::new();
         let mut record_route = Vec::new();
         let mut headers = Vec::with_capacity(req.headers.len());
@@ -83,18 +85,27 @@ impl SipRequest {
                 headers.push((n.trim().to_string(), v.trim().to_string()));
             }
         }
-        let top_via = req.via_header().map_err(bad("Via"))?.typed().map_err(bad("Via"))?;
-        let branch = top_via
-            .branch()
-            .map(|b| b.to_string())
-            .unwrap_or_default();
+        let top_via = req
+            .via_header()
+            .map_err(bad("Via"))?
+            .typed()
+            .map_err(bad("Via"))?;
+        let branch = top_via.branch().map(|b| b.to_string()).unwrap_or_default();
         let sent_by = top_via.sent_by().to_string();
         let from_h = req.from_header().map_err(bad("From"))?;
         let from = from_h.typed().map_err(bad("From"))?;
         let to_h = req.to_header().map_err(bad("To"))?;
         let to = to_h.typed().map_err(bad("To"))?;
-        let cseq = req.cseq_header().map_err(bad("CSeq"))?.typed().map_err(bad("CSeq"))?;
-        let call_id = req.call_id_header().map_err(bad("Call-ID"))?.value().to_string();
+        let cseq = req
+            .cseq_header()
+            .map_err(bad("CSeq"))?
+            .typed()
+            .map_err(bad("CSeq"))?;
+        let call_id = req
+            .call_id_header()
+            .map_err(bad("Call-ID"))?
+            .value()
+            .to_string();
         let contact = req
             .contact_header()
             .ok()
@@ -218,7 +229,12 @@ impl<'a> ResponseBuilder<'a> {
     /// Build from raw headers (error responses to messages the parser never
     /// saw). Only a Via is needed to route the answer; From, To, Call-ID and
     /// CSeq are copied when the request had them.
-    pub fn from_raw(raw: &'a RawHeaders, source: SocketAddr, status: u16, reason: &'a str) -> Option<Self> {
+    pub fn from_raw(
+        raw: &'a RawHeaders,
+        source: SocketAddr,
+        status: u16,
+        reason: &'a str,
+    ) -> Option<Self> {
         let mut via: Vec<String> = raw.all("Via").flat_map(split_comma_list).collect();
         let top = via.first_mut()?;
         *top = stamp_top_via(top, source);
@@ -259,7 +275,12 @@ impl<'a> ResponseBuilder<'a> {
         for v in &self.via {
             let _ = write!(s, "Via: {v}\r\n");
         }
-        for (name, value) in [("From", self.from), ("To", self.to.as_str()), ("Call-ID", self.call_id), ("CSeq", self.cseq.as_str())] {
+        for (name, value) in [
+            ("From", self.from),
+            ("To", self.to.as_str()),
+            ("Call-ID", self.call_id),
+            ("CSeq", self.cseq.as_str()),
+        ] {
             if !(self.partial && value.is_empty()) {
                 let _ = write!(s, "{name}: {value}\r\n");
             }
@@ -361,7 +382,9 @@ mod tests {
             .build();
         let text = String::from_utf8(resp).unwrap();
         assert!(text.starts_with("SIP/2.0 200 OK\r\n"));
-        assert!(text.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-abc;rport=5070;received=127.0.0.1\r\n"));
+        assert!(text.contains(
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-abc;rport=5070;received=127.0.0.1\r\n"
+        ));
         assert!(text.contains("Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK-x\r\n"));
         assert!(text.contains("To: <sip:1001@127.0.0.1>;tag=mytag\r\n"));
         assert!(text.contains("CSeq: 7 INVITE\r\n"));
@@ -370,15 +393,31 @@ mod tests {
 
     #[test]
     fn existing_to_tag_is_kept() {
-        let r = SipRequest::parse(INVITE.replace("To: <sip:1001@127.0.0.1>", "To: <sip:1001@127.0.0.1>;tag=old").as_bytes()).unwrap();
-        let text = String::from_utf8(ResponseBuilder::new(&r, src(), 200, "OK").to_tag("new").build()).unwrap();
+        let r = SipRequest::parse(
+            INVITE
+                .replace(
+                    "To: <sip:1001@127.0.0.1>",
+                    "To: <sip:1001@127.0.0.1>;tag=old",
+                )
+                .as_bytes(),
+        )
+        .unwrap();
+        let text = String::from_utf8(
+            ResponseBuilder::new(&r, src(), 200, "OK")
+                .to_tag("new")
+                .build(),
+        )
+        .unwrap();
         assert!(text.contains(";tag=old\r\n"));
         assert!(!text.contains("tag=new"));
     }
 
     #[test]
     fn params() {
-        assert_eq!(header_param("<sip:a@b;x=1>;tag=abc;foo", "tag"), Some("abc"));
+        assert_eq!(
+            header_param("<sip:a@b;x=1>;tag=abc;foo", "tag"),
+            Some("abc")
+        );
         assert_eq!(header_param("<sip:a@b;tag=in-uri>", "tag"), None);
     }
 }

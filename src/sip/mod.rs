@@ -14,5 +14,8 @@ pub mod registrar;
 pub mod timers;
 pub mod transport;
 
-pub use endpoint::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, RequestId, SipEvent, Transmit, TransportKind};
+pub use endpoint::{
+    CallHandle, EndReason, Endpoint, EndpointConfig, Peer, RequestId, SipEvent, Transmit,
+    TransportKind,
+};
 pub use message::SipRequest;

@@ -74,7 +74,9 @@ impl SipTransport {
         }
         let ip = {
             let mut cache = self.local_ip_cache.lock().expect("cache lock");
-            *cache.entry(remote.ip()).or_insert_with(|| route_source(remote).unwrap_or(self.local.ip()))
+            *cache
+                .entry(remote.ip())
+                .or_insert_with(|| route_source(remote).unwrap_or(self.local.ip()))
         };
         SocketAddr::new(ip, self.local.port())
     }
@@ -87,7 +89,12 @@ impl SipTransport {
                 }
             }
             TransportKind::Tcp => {
-                let tx = self.connections.lock().expect("connections lock").get(&t.peer.connection).cloned();
+                let tx = self
+                    .connections
+                    .lock()
+                    .expect("connections lock")
+                    .get(&t.peer.connection)
+                    .cloned();
                 match tx {
                     Some(tx) => {
                         let _ = tx.send(t.data);
@@ -119,7 +126,14 @@ impl SipTransport {
                 local: self.local_for(remote),
                 connection: 0,
             };
-            if inbound.send(Inbound { peer, data: data.to_vec() }).await.is_err() {
+            if inbound
+                .send(Inbound {
+                    peer,
+                    data: data.to_vec(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -138,20 +152,31 @@ impl SipTransport {
             };
             let id = ids.fetch_add(1, Ordering::Relaxed);
             let local = stream.local_addr().unwrap_or(self.local);
-            let local = if self.public.is_some() { self.local_for(remote) } else { local };
-            tokio::spawn(self.clone().tcp_connection(stream, Peer {
-                transport: TransportKind::Tcp,
-                remote,
-                local,
-                connection: id,
-            }, inbound.clone()));
+            let local = if self.public.is_some() {
+                self.local_for(remote)
+            } else {
+                local
+            };
+            tokio::spawn(self.clone().tcp_connection(
+                stream,
+                Peer {
+                    transport: TransportKind::Tcp,
+                    remote,
+                    local,
+                    connection: id,
+                },
+                inbound.clone(),
+            ));
         }
     }
 
     async fn tcp_connection(self, stream: TcpStream, peer: Peer, inbound: mpsc::Sender<Inbound>) {
         let (mut reader, mut writer) = stream.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.connections.lock().expect("connections lock").insert(peer.connection, tx);
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .insert(peer.connection, tx);
         let write_task = tokio::spawn(async move {
             while let Some(data) = rx.recv().await {
                 if writer.write_all(&data).await.is_err() {
@@ -169,9 +194,18 @@ impl SipTransport {
                 match frame::stream_frame_len(&buf) {
                     Ok(Some(len)) => {
                         let data = buf.split_to(len);
-                        let start = data.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(data.len());
+                        let start = data
+                            .iter()
+                            .position(|&b| b != b'\r' && b != b'\n')
+                            .unwrap_or(data.len());
                         if start < data.len()
-                            && inbound.send(Inbound { peer, data: data[start..].to_vec() }).await.is_err()
+                            && inbound
+                                .send(Inbound {
+                                    peer,
+                                    data: data[start..].to_vec(),
+                                })
+                                .await
+                                .is_err()
                         {
                             break 'read;
                         }
@@ -183,8 +217,16 @@ impl SipTransport {
                         tracing::debug!(remote = %peer.remote, %rejection, "closing tcp stream");
                         if let Rejection::Respond { status, reason } = &rejection {
                             let raw = frame::read_headers(&buf);
-                            if let Some(b) = super::message::ResponseBuilder::from_raw(&raw, peer.remote, *status, reason) {
-                                self.send(Transmit { peer, data: b.build() });
+                            if let Some(b) = super::message::ResponseBuilder::from_raw(
+                                &raw,
+                                peer.remote,
+                                *status,
+                                reason,
+                            ) {
+                                self.send(Transmit {
+                                    peer,
+                                    data: b.build(),
+                                });
                             }
                         }
                         buf.advance(buf.len());
@@ -195,7 +237,10 @@ impl SipTransport {
         }
         // Let a final error response drain before the writer goes away.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        self.connections.lock().expect("connections lock").remove(&peer.connection);
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .remove(&peer.connection);
         write_task.abort();
     }
 }
@@ -218,7 +263,11 @@ async fn bind_pair(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 
 /// The local IP the kernel routes from towards `remote` (no packet is sent).
 fn route_source(remote: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
+    let bind: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
     let s = StdUdpSocket::bind(bind).ok()?;
     s.connect(remote).ok()?;
     s.local_addr().ok().map(|a| a.ip())

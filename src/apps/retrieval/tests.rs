@@ -221,7 +221,10 @@ async fn any_box_asks_pin_then_counts_and_exit_says_goodbye() {
     );
     assert!(!played.contains(&"vm-login".to_string()));
     // `#` says goodbye and hands the call back to the dial plan, still up.
-    assert_eq!(call.played().last().map(String::as_str), Some("vm-goodbye-only"));
+    assert_eq!(
+        call.played().last().map(String::as_str),
+        Some("vm-goodbye-only")
+    );
     assert!(!call.is_hung_up());
     // Nothing was listened to: nothing moved.
     assert_eq!(

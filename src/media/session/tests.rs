@@ -17,7 +17,14 @@ fn params() -> MediaParams {
 
 fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; 12];
-    RtpHeader { marker, payload_type: pt, sequence: seq, timestamp: ts, ssrc: 42 }.write(&mut out);
+    RtpHeader {
+        marker,
+        payload_type: pt,
+        sequence: seq,
+        timestamp: ts,
+        ssrc: 42,
+    }
+    .write(&mut out);
     out.extend_from_slice(payload);
     out
 }
@@ -39,7 +46,12 @@ fn writer(dir: &std::path::Path) -> (Store, MessageWriter) {
 }
 
 fn options() -> RecordOptions {
-    RecordOptions { max_samples: 8000 * 60, silence_timeout_samples: 0, silence_threshold: 100, stop_digits: "#".into() }
+    RecordOptions {
+        max_samples: 8000 * 60,
+        silence_timeout_samples: 0,
+        silence_threshold: 100,
+        stop_digits: "#".into(),
+    }
 }
 
 /// A loud µ-law frame (a square wave).
@@ -69,16 +81,42 @@ fn records_in_order_and_stops_on_hash_once() {
     }
     assert_eq!(s.destination(), Some(from), "latched to the real source");
     // '#': start, update, three ends -> one digit, recording stopped.
-    for (end, dur) in [(false, 160), (false, 320), (true, 480), (true, 480), (true, 480)] {
-        s.on_datagram(from, &rtp(101, 11, 9999, false, &event_payload(11, end, 10, dur)), &mut ev);
+    for (end, dur) in [
+        (false, 160),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ] {
+        s.on_datagram(
+            from,
+            &rtp(101, 11, 9999, false, &event_payload(11, end, 10, dur)),
+            &mut ev,
+        );
     }
-    let digits: Vec<char> = ev.iter().filter_map(|e| match e { SessionEvent::Dtmf { digit, .. } => Some(*digit), _ => None }).collect();
+    let digits: Vec<char> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Dtmf { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
     assert_eq!(digits, vec!['#']);
-    let stopped: Vec<_> = ev.into_iter().filter_map(|e| match e { SessionEvent::RecordingStopped { writer, reason } => Some((writer, reason)), _ => None }).collect();
+    let stopped: Vec<_> = ev
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::RecordingStopped { writer, reason } => Some((writer, reason)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(stopped.len(), 1);
     assert_eq!(stopped[0].1, StopReason::Digit('#'));
     // 3 packets can still sit in the jitter buffer; at least 7 were recorded.
-    assert!(stopped[0].0.samples_written() >= 7 * 160, "{}", stopped[0].0.samples_written());
+    assert!(
+        stopped[0].0.samples_written() >= 7 * 160,
+        "{}",
+        stopped[0].0.samples_written()
+    );
     assert!(!s.is_recording());
 }
 
@@ -91,11 +129,18 @@ fn close_flushes_jitter_buffer_into_the_recording() {
     s.start_recording(w, options(), &mut ev);
     let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
     for seq in 1..=5u16 {
-        s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &loud_frame()), &mut ev);
+        s.on_datagram(
+            from,
+            &rtp(0, seq, seq as u32 * 160, false, &loud_frame()),
+            &mut ev,
+        );
     }
     s.close(&mut ev);
     match ev.pop() {
-        Some(SessionEvent::RecordingStopped { writer, reason: StopReason::Stopped }) => {
+        Some(SessionEvent::RecordingStopped {
+            writer,
+            reason: StopReason::Stopped,
+        }) => {
             assert_eq!(writer.samples_written(), 5 * 160)
         }
         other => panic!("{other:?}"),
@@ -120,7 +165,13 @@ fn playback_is_paced_with_continuous_sequence_and_marker() {
     assert!(headers[0].marker, "talkspurt start");
     assert!(headers[1..].iter().all(|h| !h.marker));
     // 800 samples = 5 frames of sound, then PlayDone.
-    assert!(ev.iter().any(|e| matches!(e, SessionEvent::PlayDone { id: 7, interrupted_by: None })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::PlayDone {
+            id: 7,
+            interrupted_by: None
+        }
+    )));
 }
 
 #[test]
@@ -130,15 +181,27 @@ fn barge_in_stops_playback() {
     s.play(1, vec![Arc::from(vec![500i16; 8000])], "#1".into(), &mut ev);
     s.on_tick(&mut ev);
     s.on_digit('1', DtmfSource::SipInfo, &mut ev);
-    assert!(ev.iter().any(|e| matches!(e, SessionEvent::PlayDone { id: 1, interrupted_by: Some('1') })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::PlayDone {
+            id: 1,
+            interrupted_by: Some('1')
+        }
+    )));
 }
 
 #[test]
 fn hold_sends_nothing_but_time_moves_on() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
-    let ts0 = rtp::parse(s.on_tick(&mut ev).unwrap().1).unwrap().header.timestamp;
-    s.update(MediaParams { send: false, ..params() });
+    let ts0 = rtp::parse(s.on_tick(&mut ev).unwrap().1)
+        .unwrap()
+        .header
+        .timestamp;
+    s.update(MediaParams {
+        send: false,
+        ..params()
+    });
     assert!(s.on_tick(&mut ev).is_none());
     assert!(s.on_tick(&mut ev).is_none());
     s.update(params());
@@ -152,11 +215,24 @@ fn silence_and_max_length_end_recording() {
     let (store, w) = writer(dir.path());
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
-    s.start_recording(w, RecordOptions { silence_timeout_samples: 8000, ..options() }, &mut ev);
+    s.start_recording(
+        w,
+        RecordOptions {
+            silence_timeout_samples: 8000,
+            ..options()
+        },
+        &mut ev,
+    );
     for _ in 0..51 {
         s.on_tick(&mut ev); // nothing arrives: silence suppression
     }
-    assert!(ev.iter().any(|e| matches!(e, SessionEvent::RecordingStopped { reason: StopReason::Silence, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::RecordingStopped {
+            reason: StopReason::Silence,
+            ..
+        }
+    )));
     ev.clear();
     let w = store
         .begin_message(NewMessage {
@@ -169,13 +245,30 @@ fn silence_and_max_length_end_recording() {
             started_at: jiff::Timestamp::now(),
         })
         .unwrap();
-    s.start_recording(w, RecordOptions { max_samples: 800, ..options() }, &mut ev);
+    s.start_recording(
+        w,
+        RecordOptions {
+            max_samples: 800,
+            ..options()
+        },
+        &mut ev,
+    );
     let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
     for seq in 100..110u16 {
-        s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &loud_frame()), &mut ev);
+        s.on_datagram(
+            from,
+            &rtp(0, seq, seq as u32 * 160, false, &loud_frame()),
+            &mut ev,
+        );
         s.on_tick(&mut ev);
     }
-    assert!(ev.iter().any(|e| matches!(e, SessionEvent::RecordingStopped { reason: StopReason::MaxLength, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::RecordingStopped {
+            reason: StopReason::MaxLength,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -186,14 +279,21 @@ fn foreign_payloads_and_garbage_are_ignored() {
     s.on_datagram(from, b"garbage", &mut ev);
     s.on_datagram(from, &rtp(18, 1, 0, false, &[0; 20]), &mut ev);
     assert_eq!(s.stats().ignored, 2);
-    assert_eq!(s.destination(), params().remote, "garbage does not move the latch");
+    assert_eq!(
+        s.destination(),
+        params().remote,
+        "garbage does not move the latch"
+    );
 }
 
 #[test]
 fn inband_digits_without_telephone_event() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, w) = writer(dir.path());
-    let mut s = RtpSession::new(Some(MediaParams { telephone_event: None, ..params() }));
+    let mut s = RtpSession::new(Some(MediaParams {
+        telephone_event: None,
+        ..params()
+    }));
     let mut ev = Vec::new();
     s.start_recording(w, options(), &mut ev);
     let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
@@ -204,7 +304,11 @@ fn inband_digits_without_telephone_event() {
         let seq = i as u16 + 1;
         let mut payload = Vec::new();
         G711::Pcmu.encode(chunk, &mut payload);
-        s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &payload), &mut ev);
+        s.on_datagram(
+            from,
+            &rtp(0, seq, seq as u32 * 160, false, &payload),
+            &mut ev,
+        );
         s.on_tick(&mut ev);
     }
     let digits: Vec<_> = ev
@@ -215,5 +319,11 @@ fn inband_digits_without_telephone_event() {
         })
         .collect();
     assert_eq!(digits, vec![('#', DtmfSource::Inband)]);
-    assert!(ev.iter().any(|e| matches!(e, SessionEvent::RecordingStopped { reason: StopReason::Digit('#'), .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::RecordingStopped {
+            reason: StopReason::Digit('#'),
+            ..
+        }
+    )));
 }

@@ -10,8 +10,16 @@ fn peer() -> Peer {
 }
 
 fn invite(branch: &str, sdp: bool) -> String {
-    let body = if sdp { "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n" } else { "" };
-    let ct = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    let body = if sdp {
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+    } else {
+        ""
+    };
+    let ct = if sdp {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
     format!(
         "INVITE sip:1001@127.0.0.1:5060 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\n\
@@ -25,7 +33,11 @@ fn invite(branch: &str, sdp: bool) -> String {
 }
 
 fn in_dialog(method: &str, branch: &str, cseq: u32, to_tag: &str, body: &str) -> String {
-    let ct = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
     format!(
         "{method} sip:1001@127.0.0.1:5060 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\n\
@@ -44,7 +56,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Harness { ep: Endpoint::new(EndpointConfig::default()), now: Instant::now() }
+        Harness {
+            ep: Endpoint::new(EndpointConfig::default()),
+            now: Instant::now(),
+        }
     }
     fn feed(&mut self, msg: &str) {
         self.ep.handle_message(self.now, peer(), msg.as_bytes());
@@ -78,7 +93,14 @@ impl Harness {
         self.sent();
         self.ep.accept(self.now, call, b"v=0\r\n");
         let ok = self.sent().pop().unwrap();
-        let tag = ok.split("To: <sip:1001@127.0.0.1>;tag=").nth(1).unwrap().split("\r\n").next().unwrap().to_string();
+        let tag = ok
+            .split("To: <sip:1001@127.0.0.1>;tag=")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .to_string();
         (call, tag)
     }
 }
@@ -111,9 +133,19 @@ fn invite_accept_ack() {
     // 200 is resent at T1 until the ACK.
     h.advance(Duration::from_millis(600));
     assert_eq!(h.sent().len(), 1);
-    let tag = ok.split(";tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_string();
+    let tag = ok
+        .split(";tag=")
+        .nth(2)
+        .unwrap()
+        .split("\r\n")
+        .next()
+        .unwrap()
+        .to_string();
     h.feed(&in_dialog("ACK", "z9hG4bK-ack", 1, &tag, ""));
-    assert!(matches!(h.events().pop(), Some(SipEvent::Confirmed { sdp: None, .. })));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::Confirmed { sdp: None, .. })
+    ));
     h.advance(Duration::from_secs(10));
     assert!(h.sent().is_empty(), "no retransmission after ACK");
 }
@@ -125,8 +157,13 @@ fn no_ack_means_bye() {
     h.advance(Duration::from_secs(33));
     let sent = h.sent();
     assert!(sent.iter().filter(|m| m.starts_with("SIP/2.0 200")).count() >= 5);
-    assert!(sent.iter().any(|m| m.starts_with("BYE sip:2000@127.0.0.1:5070 SIP/2.0")));
-    assert!(h.events().iter().any(|e| matches!(e, SipEvent::Terminated { call: c, reason: EndReason::NoAck } if *c == call)));
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE sip:2000@127.0.0.1:5070 SIP/2.0"))
+    );
+    assert!(h.events().iter().any(
+        |e| matches!(e, SipEvent::Terminated { call: c, reason: EndReason::NoAck } if *c == call)
+    ));
 }
 
 #[test]
@@ -143,11 +180,24 @@ fn cancel_before_answer() {
     assert_eq!(status(&sent[0]), 200);
     assert!(sent[0].contains("CSeq: 1 CANCEL"));
     assert_eq!(status(&sent[1]), 487);
-    assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { reason: EndReason::Cancelled, .. })));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::Terminated {
+            reason: EndReason::Cancelled,
+            ..
+        })
+    ));
     // 487 resent until ACK (same branch), then silence.
     h.advance(Duration::from_millis(600));
     assert_eq!(status(&h.sent()[0]), 487);
-    let tag = sent[1].split(";tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_string();
+    let tag = sent[1]
+        .split(";tag=")
+        .nth(2)
+        .unwrap()
+        .split("\r\n")
+        .next()
+        .unwrap()
+        .to_string();
     let ack = in_dialog("ACK", "z9hG4bK-inv", 1, &tag, "");
     h.feed(&ack);
     h.advance(Duration::from_secs(40));
@@ -164,7 +214,9 @@ fn remote_bye_and_its_retransmission() {
     let bye = in_dialog("BYE", "z9hG4bK-bye", 2, &tag, "");
     h.feed(&bye);
     assert_eq!(status(&h.sent()[0]), 200);
-    assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { call: c, reason: EndReason::RemoteBye }) if c == call));
+    assert!(
+        matches!(h.events().pop(), Some(SipEvent::Terminated { call: c, reason: EndReason::RemoteBye }) if c == call)
+    );
     h.feed(&bye);
     assert_eq!(status(&h.sent()[0]), 200);
     assert!(h.events().is_empty(), "Terminated only once");
@@ -185,13 +237,31 @@ fn local_hangup_sends_bye_and_retransmits() {
     assert!(bye.contains("To: \"Caller\" <sip:2000@127.0.0.1>;tag=caller"));
     h.advance(Duration::from_millis(600));
     assert_eq!(h.sent().len(), 1, "BYE resent (timer E)");
-    let branch = bye.split("branch=").nth(1).unwrap().split(';').next().unwrap();
-    let cseq = bye.split("CSeq: ").nth(1).unwrap().split(' ').next().unwrap();
+    let branch = bye
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let cseq = bye
+        .split("CSeq: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
     let resp = format!(
         "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:1001@127.0.0.1>;tag={tag}\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n"
     );
     h.feed(&resp);
-    assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { reason: EndReason::LocalBye, .. })));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::Terminated {
+            reason: EndReason::LocalBye,
+            ..
+        })
+    ));
     h.advance(Duration::from_secs(5));
     assert!(h.sent().is_empty());
 }
@@ -205,7 +275,10 @@ fn reinvite_hold_is_offered_to_the_app() {
     let reinvite = in_dialog("INVITE", "z9hG4bK-re", 2, &tag, "v=0\r\na=sendonly\r\n");
     h.feed(&reinvite);
     match h.events().pop() {
-        Some(SipEvent::Reoffer { call: c, sdp: Some(s) }) => {
+        Some(SipEvent::Reoffer {
+            call: c,
+            sdp: Some(s),
+        }) => {
             assert_eq!(c, call);
             assert!(s.contains("sendonly"));
         }
@@ -223,7 +296,9 @@ fn reinvite_hold_is_offered_to_the_app() {
 #[test]
 fn options_unknown_and_unsupported_methods() {
     let mut h = Harness::new();
-    let opts = invite("z9hG4bK-o", false).replace("INVITE sip", "OPTIONS sip").replace("1 INVITE", "1 OPTIONS");
+    let opts = invite("z9hG4bK-o", false)
+        .replace("INVITE sip", "OPTIONS sip")
+        .replace("1 INVITE", "1 OPTIONS");
     h.feed(&opts);
     let r = h.sent().pop().unwrap();
     assert_eq!(status(&r), 200);
@@ -231,7 +306,11 @@ fn options_unknown_and_unsupported_methods() {
     assert!(r.contains("Accept: application/sdp"));
     h.feed(&opts.replace("OPTIONS", "FOOBAR"));
     assert_eq!(status(&h.sent().pop().unwrap()), 501);
-    h.feed(&opts.replace("OPTIONS", "REGISTER").replace("z9hG4bK-o", "z9hG4bK-r"));
+    h.feed(
+        &opts
+            .replace("OPTIONS", "REGISTER")
+            .replace("z9hG4bK-o", "z9hG4bK-r"),
+    );
     assert_eq!(status(&h.sent().pop().unwrap()), 405);
     h.feed(&in_dialog("BYE", "z9hG4bK-b", 5, "nosuch", ""));
     assert_eq!(status(&h.sent().pop().unwrap()), 481);
@@ -251,8 +330,21 @@ fn late_offer_answer_arrives_in_ack() {
     h.sent();
     h.ep.accept(h.now, call, b"v=0\r\n");
     let ok = h.sent().pop().unwrap();
-    let tag = ok.split(";tag=").nth(2).unwrap().split("\r\n").next().unwrap().to_string();
-    h.feed(&in_dialog("ACK", "z9hG4bK-a", 1, &tag, "v=0\r\nm=audio 7000 RTP/AVP 0\r\n"));
+    let tag = ok
+        .split(";tag=")
+        .nth(2)
+        .unwrap()
+        .split("\r\n")
+        .next()
+        .unwrap()
+        .to_string();
+    h.feed(&in_dialog(
+        "ACK",
+        "z9hG4bK-a",
+        1,
+        &tag,
+        "v=0\r\nm=audio 7000 RTP/AVP 0\r\n",
+    ));
     match h.events().pop() {
         Some(SipEvent::Confirmed { sdp: Some(s), .. }) => assert!(s.contains("m=audio 7000")),
         other => panic!("{other:?}"),
@@ -279,19 +371,39 @@ fn refer_and_notify_after_answer() {
     let refer = h.sent().pop().unwrap();
     assert!(refer.starts_with("REFER sip:2000@127.0.0.1:5070 SIP/2.0"));
     assert!(refer.contains("Refer-To: <sip:sales@127.0.0.1>"));
-    let branch = refer.split("branch=").nth(1).unwrap().split(';').next().unwrap();
-    let cseq = refer.split("CSeq: ").nth(1).unwrap().split(' ').next().unwrap();
+    let branch = refer
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let cseq = refer
+        .split("CSeq: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
     h.feed(&format!(
         "SIP/2.0 202 Accepted\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:1001@127.0.0.1>;tag={tag}\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: {cseq} REFER\r\nContent-Length: 0\r\n\r\n"
     ));
-    assert!(matches!(h.events().pop(), Some(SipEvent::ReferResult { status: 202, .. })));
-    let notify = in_dialog("NOTIFY", "z9hG4bK-n", 2, &tag, "")
-        .replace("Content-Length: 0", "Event: refer\r\nContent-Type: message/sipfrag\r\nContent-Length: 16")
-        + "SIP/2.0 200 OK\r\n";
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::ReferResult { status: 202, .. })
+    ));
+    let notify = in_dialog("NOTIFY", "z9hG4bK-n", 2, &tag, "").replace(
+        "Content-Length: 0",
+        "Event: refer\r\nContent-Type: message/sipfrag\r\nContent-Length: 16",
+    ) + "SIP/2.0 200 OK\r\n";
     h.feed(&notify);
     assert_eq!(status(&h.sent().pop().unwrap()), 200);
     match h.events().pop() {
-        Some(SipEvent::Notify { event: Some(e), body, .. }) => {
+        Some(SipEvent::Notify {
+            event: Some(e),
+            body,
+            ..
+        }) => {
             assert_eq!(e, "refer");
             assert!(body.starts_with(b"SIP/2.0 200"));
         }
@@ -312,16 +424,31 @@ fn redirect_before_answer_is_302() {
     let r = h.sent().pop().unwrap();
     assert_eq!(status(&r), 302);
     assert!(r.contains("Contact: <sip:operator@127.0.0.1>"));
-    assert!(matches!(h.events().pop(), Some(SipEvent::Terminated { reason: EndReason::Redirected, .. })));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::Terminated {
+            reason: EndReason::Redirected,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn delegated_subscribe_and_outgoing_notify() {
-    let mut h = Harness { ep: Endpoint::new(EndpointConfig { delegate_register_subscribe: true, ..EndpointConfig::default() }), now: Instant::now() };
+    let mut h = Harness {
+        ep: Endpoint::new(EndpointConfig {
+            delegate_register_subscribe: true,
+            ..EndpointConfig::default()
+        }),
+        now: Instant::now(),
+    };
     let sub = invite("z9hG4bK-s", false)
         .replace("INVITE sip", "SUBSCRIBE sip")
         .replace("1 INVITE", "1 SUBSCRIBE")
-        .replace("Content-Length: 0", "Event: message-summary\r\nExpires: 3600\r\nContent-Length: 0");
+        .replace(
+            "Content-Length: 0",
+            "Event: message-summary\r\nExpires: 3600\r\nContent-Length: 0",
+        );
     h.feed(&sub);
     assert!(h.sent().is_empty(), "the application answers");
     let id = match h.events().pop() {
@@ -331,24 +458,47 @@ fn delegated_subscribe_and_outgoing_notify() {
         }
         other => panic!("{other:?}"),
     };
-    h.ep.respond(h.now, id, 200, "OK", Some("sub-tag"), &[("Expires", "3600".into())]);
+    h.ep.respond(
+        h.now,
+        id,
+        200,
+        "OK",
+        Some("sub-tag"),
+        &[("Expires", "3600".into())],
+    );
     let ok = h.sent().pop().unwrap();
     assert_eq!(status(&ok), 200);
     assert!(ok.contains(";tag=sub-tag") && ok.contains("Expires: 3600"));
     h.feed(&sub);
-    assert_eq!(status(&h.sent().pop().unwrap()), 200, "retransmission answered from cache");
+    assert_eq!(
+        status(&h.sent().pop().unwrap()),
+        200,
+        "retransmission answered from cache"
+    );
     // An outgoing NOTIFY is resent until answered.
     let notify = "NOTIFY sip:2000@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-n1\r\nFrom: <sip:1001@127.0.0.1>;tag=sub-tag\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n";
-    let nid = h.ep.send_request(h.now, peer(), "z9hG4bK-n1", notify.as_bytes().to_vec());
+    let nid =
+        h.ep.send_request(h.now, peer(), "z9hG4bK-n1", notify.as_bytes().to_vec());
     assert_eq!(h.sent().len(), 1);
     h.advance(Duration::from_millis(600));
     assert_eq!(h.sent().len(), 1, "resent at T1");
     h.feed("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-n1\r\nFrom: <sip:1001@127.0.0.1>;tag=sub-tag\r\nTo: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: cid-1\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n");
-    assert!(matches!(h.events().pop(), Some(SipEvent::RequestResult { id, status: 200 }) if id == nid));
+    assert!(
+        matches!(h.events().pop(), Some(SipEvent::RequestResult { id, status: 200 }) if id == nid)
+    );
     h.advance(Duration::from_secs(40));
     assert!(h.sent().is_empty());
     // Unanswered: 408 after 64*T1.
-    let nid2 = h.ep.send_request(h.now, peer(), "z9hG4bK-n2", notify.replace("n1", "n2").into_bytes());
+    let nid2 = h.ep.send_request(
+        h.now,
+        peer(),
+        "z9hG4bK-n2",
+        notify.replace("n1", "n2").into_bytes(),
+    );
     h.advance(Duration::from_secs(33));
-    assert!(h.events().iter().any(|e| matches!(e, SipEvent::RequestResult { id, status: 408 } if *id == nid2)));
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, SipEvent::RequestResult { id, status: 408 } if *id == nid2))
+    );
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod apps;
+pub mod audio;
 pub mod call;
 pub mod config;
 pub mod dialplan;

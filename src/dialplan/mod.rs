@@ -18,7 +18,7 @@
 //! mailbox = "{box}"           # captures and {dialed} {caller} {diverted}
 //! ```
 
-pub mod audio;
+pub use crate::audio;
 pub mod check;
 pub mod divert;
 pub mod interpret;

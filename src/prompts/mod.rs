@@ -29,15 +29,11 @@ pub enum PromptError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: bad WAV: {source}")]
     Wav { path: PathBuf, source: hound::Error },
-    #[error(
-        "{path}: expected 8000 Hz mono 16-bit PCM, found {sample_rate} Hz, {channels} channel(s), {bits}-bit {format}"
-    )]
-    Format {
+    /// A file in another format that could not be decoded and resampled.
+    #[error("{path}: {source}")]
+    Decode {
         path: PathBuf,
-        sample_rate: u32,
-        channels: u16,
-        bits: u16,
-        format: &'static str,
+        source: crate::audio::AudioError,
     },
     #[error("{0}: no prompts found (expected <lang>/<name>.wav)")]
     Empty(PathBuf),
@@ -93,35 +89,39 @@ fn io_err(path: &Path, source: io::Error) -> PromptError {
     }
 }
 
-/// Decodes one prompt, insisting on the format the media path plays.
+/// Decodes one prompt. The committed prompts are 8 kHz mono 16-bit WAV and
+/// are read as they are; anything else (another rate, stereo, float, MP3 —
+/// music on hold, a customer's recordings) is decoded, downmixed and
+/// resampled once, here, so the media path only ever plays 8 kHz PCM.
 fn decode(path: &Path) -> Result<Pcm, PromptError> {
-    let wav_err = |source| PromptError::Wav {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(wav_err)?;
-    let spec = reader.spec();
-    if spec.sample_rate != SAMPLE_RATE
-        || spec.channels != 1
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        return Err(PromptError::Format {
+    let is_wav = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    if is_wav {
+        let wav_err = |source| PromptError::Wav {
             path: path.to_path_buf(),
-            sample_rate: spec.sample_rate,
-            channels: spec.channels,
-            bits: spec.bits_per_sample,
-            format: match spec.sample_format {
-                hound::SampleFormat::Int => "int",
-                hound::SampleFormat::Float => "float",
-            },
-        });
+            source,
+        };
+        let mut reader = hound::WavReader::open(path).map_err(wav_err)?;
+        let spec = reader.spec();
+        if spec.sample_rate == SAMPLE_RATE
+            && spec.channels == 1
+            && spec.bits_per_sample == 16
+            && spec.sample_format == hound::SampleFormat::Int
+        {
+            let samples = reader
+                .samples::<i16>()
+                .collect::<Result<Vec<i16>, _>>()
+                .map_err(wav_err)?;
+            return Ok(samples.into());
+        }
     }
-    let samples = reader
-        .samples::<i16>()
-        .collect::<Result<Vec<i16>, _>>()
-        .map_err(wav_err)?;
-    Ok(samples.into())
+    crate::audio::load_audio(path)
+        .map(Pcm::from)
+        .map_err(|source| PromptError::Decode {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl PromptCache {
@@ -145,7 +145,10 @@ impl PromptCache {
                 let file = file.map_err(|e| io_err(&path, e))?;
                 let fpath = file.path();
                 let fname = file.file_name();
-                let Some(name) = fname.to_str().and_then(|n| n.strip_suffix(".wav")) else {
+                let Some(name) = fname
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".wav").or_else(|| n.strip_suffix(".mp3")))
+                else {
                     continue;
                 };
                 if !plain_name(name) {

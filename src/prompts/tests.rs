@@ -146,42 +146,32 @@ fn committed_french_falls_back_for_a_name_it_lacks() {
 }
 
 #[test]
-fn load_rejects_wrong_format_naming_the_file() {
+fn other_rates_and_stereo_are_resampled_junk_is_named() {
     let dir = tempfile::tempdir().unwrap();
     write_wav(&dir.path().join("en/ok.wav"), SPEC, &[0; 8]);
+    // One second of a 440 Hz tone at 16 kHz, stereo: music on hold, say.
     let wide = hound::WavSpec {
         sample_rate: 16000,
-        ..SPEC
-    };
-    write_wav(&dir.path().join("en/wide.wav"), wide, &[0; 8]);
-    let err = PromptCache::load(dir.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PromptError::Format {
-                sample_rate: 16000,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("wide.wav"), "{err}");
-
-    let stereo = hound::WavSpec {
         channels: 2,
         ..SPEC
     };
-    write_wav(&dir.path().join("en/wide.wav"), stereo, &[0; 8]);
-    let err = PromptCache::load(dir.path()).unwrap_err();
-    assert!(
-        matches!(err, PromptError::Format { channels: 2, .. }),
-        "{err:?}"
-    );
+    let tone: Vec<i16> = (0..16000)
+        .flat_map(|i| {
+            let v = ((i as f32 * 440.0 * std::f32::consts::TAU / 16000.0).sin() * 8000.0) as i16;
+            [v, v]
+        })
+        .collect();
+    write_wav(&dir.path().join("en/moh.wav"), wide, &tone);
+    let cache = PromptCache::load(dir.path()).unwrap();
+    let moh = cache.get("en", "moh").unwrap();
+    assert!((7900..=8100).contains(&moh.len()), "{} samples", moh.len());
+    let peak = moh.iter().map(|s| s.unsigned_abs()).max().unwrap();
+    assert!(peak > 6000, "level kept, peak {peak}");
 
-    fs::write(dir.path().join("en/wide.wav"), b"RIFF junk").unwrap();
+    fs::write(dir.path().join("en/broken.wav"), b"RIFF junk").unwrap();
     let err = PromptCache::load(dir.path()).unwrap_err();
     assert!(matches!(err, PromptError::Wav { .. }), "{err:?}");
-    assert!(err.to_string().contains("wide.wav"), "{err}");
+    assert!(err.to_string().contains("broken.wav"), "{err}");
 }
 
 #[test]

@@ -107,10 +107,15 @@ impl Store {
         });
         match decoded {
             Ok(samples) => Ok(Some(samples)),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unusable audio message; ignored");
-                Ok(None)
-            }
+            // Dropped in by hand at another rate or as float/stereo:
+            // decode and resample once, like any other audio.
+            Err(first) => match crate::audio::load_audio(&path) {
+                Ok(samples) => Ok(Some(samples)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, wav_error = %first, "unusable audio message; ignored");
+                    Ok(None)
+                }
+            },
         }
     }
 
@@ -285,6 +290,7 @@ mod tests {
             vec!["broken".to_owned(), "stereo".to_owned()]
         );
         assert_eq!(store.load_audio_message("broken").unwrap(), None);
-        assert_eq!(store.load_audio_message("stereo").unwrap(), None);
+        // Another format is decoded and downmixed rather than refused.
+        assert_eq!(store.load_audio_message("stereo").unwrap(), Some(vec![1]));
     }
 }

@@ -7,7 +7,7 @@
 //! config. Every key has a default; only mailboxes need their number and PIN.
 
 mod check;
-mod source;
+pub(crate) mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;

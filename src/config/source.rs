@@ -1,14 +1,15 @@
-//! Byte offsets (what toml's spans are) to 1-based line and column.
+//! Byte offsets (what toml's spans are) to 1-based line and column, for
+//! every file-and-line error: the config and the dial plans.
 
 /// Line starts of one text, for turning many offsets into positions.
-pub(super) struct LineIndex<'a> {
+pub(crate) struct LineIndex<'a> {
     text: &'a str,
     /// Byte offset of the first character of each line.
     starts: Vec<usize>,
 }
 
 impl<'a> LineIndex<'a> {
-    pub(super) fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -17,7 +18,7 @@ impl<'a> LineIndex<'a> {
 
     /// 1-based (line, column); the column counts characters, as editors do.
     /// Offsets past the end clamp to the end, so a bad span cannot panic.
-    pub(super) fn position(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         // `starts[0] == 0`, so the partition point is at least 1.
         let line = self.starts.partition_point(|&s| s <= offset);

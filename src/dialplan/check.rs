@@ -25,7 +25,7 @@ use super::model::{
     VoicemailMain, is_capture_char,
 };
 use super::schedule::{Holiday, Schedule, WEEKDAYS, parse_range};
-use super::source::LineIndex;
+use crate::config::source::LineIndex;
 
 /// What kind of problem an error is, for callers that treat some
 /// differently (e.g. a missing audio message that will be recorded later).

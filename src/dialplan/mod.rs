@@ -24,7 +24,6 @@ pub mod divert;
 pub mod interpret;
 pub mod model;
 pub mod schedule;
-mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -21,6 +21,9 @@ pub enum Input {
     Speak(f64),
     /// The caller hangs up.
     Hangup,
+    /// Something happens behind the call's back at this point of the
+    /// script (runs hook `n` given with [`FakeCall::with_hook`]).
+    Hook(usize),
 }
 
 /// One thing the app did.
@@ -46,6 +49,7 @@ pub struct FakeCall {
     prompts: Option<PromptCache>,
     pub log: Vec<Action>,
     hung_up: bool,
+    hooks: Vec<Box<dyn FnMut() + Send>>,
 }
 
 impl FakeCall {
@@ -63,6 +67,24 @@ impl FakeCall {
             prompts: None,
             log: Vec::new(),
             hung_up: false,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Register a hook for [`Input::Hook`] (numbered in registration order).
+    pub fn with_hook(mut self, hook: impl FnMut() + Send + 'static) -> FakeCall {
+        self.hooks.push(Box::new(hook));
+        self
+    }
+
+    /// Run the hooks the script has reached.
+    fn run_hooks(&mut self) {
+        while let Some(Input::Hook(n)) = self.script.front() {
+            let n = *n;
+            self.script.pop_front();
+            if let Some(h) = self.hooks.get_mut(n) {
+                h();
+            }
         }
     }
 
@@ -119,6 +141,7 @@ impl CallApi for FakeCall {
     }
 
     async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp> {
+        self.run_hooks();
         if self.hung_up {
             return Err(HungUp);
         }
@@ -139,6 +162,7 @@ impl CallApi for FakeCall {
         items: Vec<Pcm>,
         interrupt: &str,
     ) -> Result<Option<char>, HungUp> {
+        self.run_hooks();
         if self.hung_up {
             return Err(HungUp);
         }
@@ -165,6 +189,7 @@ impl CallApi for FakeCall {
     }
 
     async fn collect_digit(&mut self, _timeout: Duration) -> Result<Option<char>, HungUp> {
+        self.run_hooks();
         if self.hung_up {
             return Err(HungUp);
         }
@@ -174,7 +199,8 @@ impl CallApi for FakeCall {
                 self.script.pop_front();
                 Ok(None)
             }
-            Some(Input::Speak(_)) => {
+            // (Hooks ahead were run above; one here would be a bug in this fake.)
+            Some(Input::Speak(_) | Input::Hook(_)) => {
                 self.script.pop_front();
                 Ok(None)
             }
@@ -190,6 +216,7 @@ impl CallApi for FakeCall {
         mut writer: MessageWriter,
         options: RecordOptions,
     ) -> Option<Recorded> {
+        self.run_hooks();
         let mut samples = 0u64;
         let mut reason = StopReason::Silence;
         // Speech (a loud tone), then whatever ends the recording.
@@ -229,6 +256,11 @@ impl CallApi for FakeCall {
                     self.hung_up = true;
                     reason = StopReason::Stopped;
                     break;
+                }
+                Input::Hook(n) => {
+                    if let Some(h) = self.hooks.get_mut(n) {
+                        h();
+                    }
                 }
             }
         }

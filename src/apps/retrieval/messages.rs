@@ -29,6 +29,7 @@ pub(super) struct Entry {
 
 #[derive(Debug)]
 pub(super) struct View {
+    pub kind: ViewKind,
     pub entries: Vec<Entry>,
     /// The message last played, if any.
     pub current: Option<usize>,
@@ -82,6 +83,7 @@ impl<C: CallApi> Session<'_, '_, C> {
             })
             .collect();
         self.view = Some(View {
+            kind,
             entries,
             current: None,
         });
@@ -200,6 +202,15 @@ impl<C: CallApi> Session<'_, '_, C> {
 
     /// One key of the main/message menu; `false` if it means nothing here.
     async fn command(&mut self, key: char, help: &mut bool) -> Step<bool> {
+        // "1" lists the unheard messages again from disk, so a message left
+        // while this caller was in the menus is heard too (unless deletions
+        // are pending in the current list: those apply on leaving it).
+        if key == '1'
+            && self.view().kind == ViewKind::New
+            && !self.view().entries.iter().any(|e| e.deleted)
+        {
+            self.open_view(ViewKind::New).await?;
+        }
         let current = self.view().current;
         let len = self.view().entries.len();
         match (key, current) {

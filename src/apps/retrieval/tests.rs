@@ -555,6 +555,57 @@ async fn listen_plays_new_then_old_and_heard_messages_become_old() {
 }
 
 #[tokio::test]
+async fn a_message_arriving_during_the_call_is_counted_and_heard() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    // After login (and the "you have 1 new" count), a second caller leaves
+    // a message; then the caller listens.
+    let store = f.store.clone();
+    let hook = move || {
+        let mut w = store
+            .begin_message(crate::store::NewMessage {
+                mailbox: mb("1001"),
+                caller_number: "2000".into(),
+                caller_name: None,
+                called_number: "1001".into(),
+                call_id: "arrived-mid-call".into(),
+                codec: "PCMU".into(),
+                started_at: jiff::Timestamp::now(),
+            })
+            .unwrap();
+        w.write(&vec![1000i16; 12000]).unwrap();
+        w.finish(0).unwrap().unwrap();
+    };
+    let script = vec![
+        keys("1234#"),
+        Input::Hook(0),
+        keys("1"),
+        keys("6"),
+        keys("6"),
+        keys("#"),
+    ];
+    let mut call = FakeCall::new("1001", "*98", script)
+        .with_prompts(prompts())
+        .with_hook(hook);
+    let out = run(&mut call, &f.ctx(), any("1001")).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    // The count said one; listening found both, in arrival order.
+    assert_in_order(&played, &["vm-youhave", "num-1-count", "vm-new"]);
+    assert_in_order(
+        &played,
+        &["digit-1", &audio(1.0), "digit-2", &audio(1.5), "vm-no-more"],
+    );
+    assert_eq!(f.count("1001", Folder::Inbox), 0, "both heard");
+    assert_eq!(f.count("1001", Folder::Old), 2);
+}
+
+#[tokio::test]
 async fn message_menu_offers_only_what_applies() {
     let f = fx();
     f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");

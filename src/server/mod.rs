@@ -165,6 +165,7 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         metrics,
         dialplan: plan,
     });
+    spawn_rtp_metrics(engine.clone(), ctx.metrics.clone());
     let signalling = signalling::Signalling::new(ctx, transport, engine, ports);
     tokio::select! {
         r = signalling.run(inbound_rx) => r,
@@ -173,6 +174,28 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
             Ok(())
         }
     }
+}
+
+/// Once a second, the media workers' packet counters go to `/metrics`.
+fn spawn_rtp_metrics(engine: MediaEngine, metrics: Arc<Metrics>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    tokio::spawn(async move {
+        let (mut seen_in, mut seen_out, mut seen_lost) = (0u64, 0u64, 0u64);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let stats = engine.stats();
+            let (pin, pout, lost) = (
+                stats.packets_in.load(Relaxed),
+                stats.packets_out.load(Relaxed),
+                stats.lost.load(Relaxed),
+            );
+            metrics.rtp_packets(api::RtpDirection::In, pin.saturating_sub(seen_in));
+            metrics.rtp_packets(api::RtpDirection::Out, pout.saturating_sub(seen_out));
+            metrics.rtp_lost(lost.saturating_sub(seen_lost));
+            (seen_in, seen_out, seen_lost) = (pin, pout, lost);
+        }
+    });
 }
 
 /// SIGHUP re-reads the dial plans; a plan that fails its check is refused

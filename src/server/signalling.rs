@@ -141,6 +141,12 @@ impl Signalling {
         loop {
             let mut progressed = false;
             while let Some(t) = self.endpoint.poll_transmit() {
+                if let Some(code) = t.data.strip_prefix(b"SIP/2.0 ").and_then(|r| r.get(..3)) {
+                    let code = std::str::from_utf8(code).ok().and_then(|c| c.parse().ok());
+                    if let Some(code) = code {
+                        self.ctx.metrics.sip_response(code);
+                    }
+                }
                 self.transport.send(t);
                 progressed = true;
             }
@@ -222,6 +228,7 @@ impl Signalling {
             SipEvent::Terminated { call, reason } => {
                 tracing::info!(call = call.0, ?reason, "call ended");
                 if let Some(mut cc) = self.calls.remove(&call) {
+                    self.ctx.metrics.call_ended(end_outcome(reason));
                     // Closing the session hands any recording back to the app.
                     cc.media.close();
                     if let Some(tx) = cc.signals.take()
@@ -232,6 +239,12 @@ impl Signalling {
                 }
             }
         }
+    }
+
+    /// Refuse a call before it was set up (no media, no app).
+    fn refuse(&mut self, now: Instant, call: CallHandle, status: u16, reason: &str) {
+        self.endpoint.reject(now, call, status, reason);
+        self.ctx.metrics.call_finished("rejected");
     }
 
     fn signal(&self, call: CallHandle, signal: CallSignal) {
@@ -252,12 +265,13 @@ impl Signalling {
             .filter(|d| self.ctx.config.mailbox(&d.mailbox).is_some());
         let Some(entry) = plan.route_call(&called, diversion) else {
             tracing::info!(%called, "no route for this number");
-            self.endpoint.reject(now, call, 404, "Not Found");
+            self.refuse(now, call, 404, "Not Found");
             return;
         };
         if let Some(target) = plan.redirect_target(&entry, &caller, jiff::Timestamp::now()) {
             tracing::info!(%target, "redirecting (302)");
             self.endpoint.redirect(now, call, &target);
+            self.ctx.metrics.call_finished("redirected");
             return;
         }
         // *98 finds the caller's own box: the registered (authenticated)
@@ -278,7 +292,7 @@ impl Signalling {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
                 tracing::info!(error = %e, "bad SDP offer");
-                self.endpoint.reject(now, call, 488, "Not Acceptable Here");
+                self.refuse(now, call, 488, "Not Acceptable Here");
                 return;
             }
             None => None,
@@ -287,7 +301,7 @@ impl Signalling {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "refusing call");
-                self.endpoint.reject(now, call, 503, "Service Unavailable");
+                self.refuse(now, call, 503, "Service Unavailable");
                 return;
             }
         };
@@ -308,7 +322,7 @@ impl Signalling {
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "no common codec");
-                    self.endpoint.reject(now, call, 488, "Not Acceptable Here");
+                    self.refuse(now, call, 488, "Not Acceptable Here");
                     return;
                 }
             },
@@ -320,7 +334,7 @@ impl Signalling {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "media engine refused a session");
-                self.endpoint.reject(now, call, 503, "Service Unavailable");
+                self.refuse(now, call, 503, "Service Unavailable");
                 return;
             }
         };
@@ -333,6 +347,7 @@ impl Signalling {
             codec: codec_name.to_string(),
         };
         tracing::info!(caller = %info.caller_number, called = %info.called_number, "incoming call");
+        self.ctx.metrics.call_started();
         self.calls.insert(
             call,
             CallControl {
@@ -432,6 +447,18 @@ impl Signalling {
             }
             Err(status) => self.endpoint.answer_reoffer(now, call, Err(status)),
         }
+    }
+}
+
+/// The `outcome` label of `voxmail_calls_total`.
+fn end_outcome(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Cancelled => "cancelled",
+        EndReason::RemoteBye => "caller_hung_up",
+        EndReason::LocalBye => "completed",
+        EndReason::NoAck => "no_ack",
+        EndReason::Rejected => "rejected",
+        EndReason::Redirected => "redirected",
     }
 }
 

@@ -3,6 +3,7 @@
 //! here (deposit, retrieval, transfer) through [`ServerApps`].
 
 pub mod deposit;
+mod keys;
 pub mod pin;
 pub mod record_message;
 pub mod retrieval;

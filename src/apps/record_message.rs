@@ -24,9 +24,7 @@ use crate::prompts::{Pcm, PromptCache};
 use crate::store::{AUDIO_MESSAGE_NAME_MAX, Store, is_valid_audio_message_name};
 
 use super::deposit::blocking;
-
-/// Every DTMF key: prompts stop on any of them.
-const ALL_KEYS: &str = "0123456789*#";
+use super::keys;
 
 /// What a number entered by phone becomes: `msg-<number>`.
 pub const NUMBER_PREFIX: &str = "msg-";
@@ -287,11 +285,7 @@ impl<C: CallApi> Recorder<'_, '_, C> {
     /// Plays an announcement that any key may cut short; that key then
     /// answers the next question.
     async fn say(&mut self, items: Vec<Pcm>) -> Step<()> {
-        if self.pending.is_some() {
-            return Ok(());
-        }
-        self.pending = self.call.play_interruptible(items, ALL_KEYS).await?;
-        Ok(())
+        Ok(keys::say(&mut *self.call, &mut self.pending, items).await?)
     }
 
     async fn say_names(&mut self, names: &[&str]) -> Step<()> {
@@ -302,16 +296,8 @@ impl<C: CallApi> Recorder<'_, '_, C> {
     /// Plays a question; the first key during it or within the key timeout
     /// after it (`None`: silence).
     async fn ask(&mut self, items: Vec<Pcm>) -> Step<Option<char>> {
-        if let Some(k) = self.pending.take() {
-            return Ok(Some(k));
-        }
-        if let Some(k) = self.call.play_interruptible(items, ALL_KEYS).await? {
-            return Ok(Some(k));
-        }
-        Ok(self
-            .call
-            .collect_digit(self.ctx.options.key_timeout)
-            .await?)
+        let timeout = self.ctx.options.key_timeout;
+        Ok(keys::ask(&mut *self.call, &mut self.pending, items, timeout).await?)
     }
 
     /// Asks until one of `valid` is pressed, `first` played before the

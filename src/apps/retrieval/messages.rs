@@ -5,7 +5,8 @@ use crate::call::CallApi;
 use crate::prompts::{MessageAge, Pcm, say};
 use crate::store::{Folder, MailboxId, MessageId, MessageMeta, StoreError};
 
-use super::{ALL_KEYS, Session, Step, Stop, blocking};
+use super::{Session, Step, Stop, blocking};
+use crate::apps::keys::ALL_KEYS;
 
 /// A folder as the caller browses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::apps::keys;
 use crate::apps::pin::PinRules;
 use crate::call::{CallApi, HungUp};
 use crate::config::Config;
@@ -47,10 +48,6 @@ use crate::prompts::{Pcm, PromptCache};
 use crate::store::{MailboxId, SecurityStore, Store, StoreError};
 
 use messages::View;
-
-/// Every DTMF key: prompts stop on any of them, and an unexpected one is
-/// answered "invalid option" rather than queued behind the prompt.
-const ALL_KEYS: &str = "0123456789*#";
 
 /// Longest digit string read (box numbers, PINs, day counts).
 const MAX_ENTRY: usize = 32;
@@ -339,12 +336,7 @@ impl<C: CallApi> Session<'_, '_, C> {
     /// Plays an announcement that any key may cut short; that key then
     /// answers the next question.
     async fn say(&mut self, items: Vec<Pcm>) -> Step<()> {
-        if self.pending.is_some() {
-            // The caller is already ahead of us.
-            return Ok(());
-        }
-        self.pending = self.call.play_interruptible(items, ALL_KEYS).await?;
-        Ok(())
+        Ok(keys::say(&mut *self.call, &mut self.pending, items).await?)
     }
 
     async fn say_names(&mut self, names: &[&str]) -> Step<()> {
@@ -355,16 +347,8 @@ impl<C: CallApi> Session<'_, '_, C> {
     /// Plays a question and returns the first key pressed during it or
     /// within the key timeout after it (`None`: silence).
     async fn ask(&mut self, items: Vec<Pcm>) -> Step<Option<char>> {
-        if let Some(k) = self.pending.take() {
-            return Ok(Some(k));
-        }
-        if let Some(k) = self.call.play_interruptible(items, ALL_KEYS).await? {
-            return Ok(Some(k));
-        }
-        Ok(self
-            .call
-            .collect_digit(self.ctx.options.key_timeout)
-            .await?)
+        let timeout = self.ctx.options.key_timeout;
+        Ok(keys::ask(&mut *self.call, &mut self.pending, items, timeout).await?)
     }
 
     /// Asks until one of `valid` is pressed: an invalid key is answered

@@ -327,3 +327,29 @@ fn inband_digits_without_telephone_event() {
         }
     )));
 }
+
+#[test]
+fn recording_sends_a_keepalive_a_second_not_silence_every_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, w) = writer(dir.path());
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let first = rtp::parse(s.on_tick(&mut ev).unwrap().1).unwrap().header;
+    s.start_recording(w, options(), &mut ev);
+    let mut sent = Vec::new();
+    for tick in 1..=150u32 {
+        if let Some((_, p)) = s.on_tick(&mut ev) {
+            sent.push((tick, rtp::parse(p).unwrap().header));
+        }
+    }
+    let ticks: Vec<u32> = sent.iter().map(|(t, _)| *t).collect();
+    assert_eq!(ticks, [50, 100, 150]);
+    // The stream's clock kept running through the quiet ticks.
+    assert_eq!(sent[0].1.timestamp, first.timestamp.wrapping_add(50 * 160));
+    assert_eq!(sent[0].1.sequence, first.sequence.wrapping_add(1));
+    // A prompt played during the recording goes out on every tick again.
+    let tone: crate::prompts::Pcm = Arc::from(vec![1000i16; 480]);
+    s.play(7, vec![tone], String::new(), &mut ev);
+    assert!(s.on_tick(&mut ev).is_some());
+    assert!(s.on_tick(&mut ev).is_some());
+}

@@ -1,12 +1,15 @@
 //! The media runtime: a few worker threads, each pacing all of its sessions
 //! from one 20 ms clock.
 //!
-//! One timer per worker, not one per call: at every tick a worker drains each
-//! session's socket (non-blocking), lets the session record what arrived, and
+//! One timer per worker, not one per call: at every tick a worker asks epoll
+//! (level-triggered, through `polling`) which of its sessions' sockets hold
+//! datagrams, reads only those, lets each session record what arrived, and
 //! sends each session's next packet. Thousands of calls therefore cost one
-//! wake-up per worker per 20 ms, and outgoing packets of all calls leave on
-//! the same beat. Applications talk to a session through [`MediaSession`]
-//! (commands) and an event channel.
+//! wake-up per worker per 20 ms and about one system call per packet (a
+//! socket with nothing queued costs nothing; draining every socket until
+//! `EAGAIN` cost two calls per packet), and outgoing packets of all calls
+//! leave on the same beat. Applications talk to a session through
+//! [`MediaSession`] (commands, statistics) and an event channel.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -14,9 +17,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use polling::{Event, Events, PollMode, Poller};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::prompts::Pcm;
@@ -30,6 +35,13 @@ use super::session::{
 
 pub const TICK: Duration = Duration::from_millis(20);
 
+/// How often (in ticks) each session publishes its statistics.
+const PUBLISH_TICKS: u64 = 50;
+
+/// A session's latest statistics, written by its worker about once a second
+/// and at close, read by whoever holds a [`MediaSession`].
+pub type SharedStats = Arc<Mutex<SessionStats>>;
+
 // Commands carry a socket or a recording once per session: not worth a box.
 #[allow(clippy::large_enum_variant)]
 enum Command {
@@ -39,6 +51,7 @@ enum Command {
         lease: PortLease,
         params: Option<MediaParams>,
         events: UnboundedSender<SessionEvent>,
+        stats: SharedStats,
     },
     Update(u64, MediaParams),
     Play {
@@ -80,9 +93,10 @@ impl MediaEngine {
             .map(|n| {
                 let (tx, rx) = mpsc::channel();
                 let stats = stats.clone();
+                let poller = Poller::new().expect("creating an epoll instance");
                 thread::Builder::new()
                     .name(format!("media-{n}"))
-                    .spawn(move || Worker::new(rx, stats).run())
+                    .spawn(move || Worker::new(rx, stats, poller).run())
                     .expect("spawning a media thread");
                 tx
             })
@@ -111,6 +125,7 @@ impl MediaEngine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         let worker = self.workers[n].clone();
+        let stats = SharedStats::default();
         worker
             .send(Command::Open {
                 id,
@@ -118,11 +133,13 @@ impl MediaEngine {
                 lease,
                 params,
                 events,
+                stats: stats.clone(),
             })
             .map_err(|_| std::io::Error::other("media worker stopped"))?;
         Ok(MediaSession {
             id,
             worker,
+            stats,
             owner: true,
             closed: false,
         })
@@ -134,6 +151,7 @@ impl MediaEngine {
 pub struct MediaSession {
     id: u64,
     worker: Sender<Command>,
+    stats: SharedStats,
     owner: bool,
     closed: bool,
 }
@@ -144,9 +162,18 @@ impl MediaSession {
         MediaSession {
             id: self.id,
             worker: self.worker.clone(),
+            stats: self.stats.clone(),
             owner: false,
             closed: false,
         }
+    }
+
+    /// The session's statistics as of the last second (final after close).
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn send(&self, c: Command) {
@@ -204,7 +231,17 @@ struct Slot {
     _lease: PortLease,
     session: RtpSession,
     events: UnboundedSender<SessionEvent>,
+    published: SharedStats,
     reported: SessionStats,
+}
+
+impl Slot {
+    fn publish(&self) {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.session.stats();
+    }
 }
 
 struct Worker {
@@ -212,17 +249,26 @@ struct Worker {
     slots: Vec<Slot>,
     index: HashMap<u64, usize>,
     stats: Arc<EngineStats>,
+    /// Level-triggered readiness of every session's socket, keyed by id.
+    poller: Poller,
+    ready: Events,
+    ready_ids: Vec<u64>,
+    ticks: u64,
     buf: Vec<u8>,
     events: Vec<SessionEvent>,
 }
 
 impl Worker {
-    fn new(commands: Receiver<Command>, stats: Arc<EngineStats>) -> Self {
+    fn new(commands: Receiver<Command>, stats: Arc<EngineStats>, poller: Poller) -> Self {
         Worker {
             commands,
             slots: Vec::new(),
             index: HashMap::new(),
             stats,
+            poller,
+            ready: Events::new(),
+            ready_ids: Vec::new(),
+            ticks: 0,
             buf: vec![0u8; 2048],
             events: Vec::new(),
         }
@@ -281,8 +327,22 @@ impl Worker {
             lease,
             params,
             events: tx,
+            stats,
         } = command
         {
+            // SAFETY: the socket is deleted from the poller in `remove`
+            // before the slot (and so the socket) is dropped.
+            let watched = unsafe {
+                self.poller
+                    .add_with_mode(&socket, Event::readable(id as usize), PollMode::Level)
+            };
+            if let Err(e) = watched {
+                // Without readiness the session would never hear the caller:
+                // drop it, which ends the call's media (the call sees no audio).
+                tracing::error!(error = %e, session = id, "cannot watch an RTP socket");
+                self.events = events;
+                return;
+            }
             self.index.insert(id, self.slots.len());
             self.slots.push(Slot {
                 id,
@@ -290,6 +350,7 @@ impl Worker {
                 _lease: lease,
                 session: RtpSession::new(params),
                 events: tx,
+                published: stats,
                 reported: SessionStats::default(),
             });
             self.stats.sessions.fetch_add(1, Ordering::Relaxed);
@@ -325,8 +386,9 @@ impl Worker {
             Command::Digit(_, d, source) => slot.session.on_digit(d, source, &mut events),
             Command::Close(_) => {
                 // Read what is still queued on the socket before closing.
-                Self::receive(slot, &mut self.buf, &mut events);
+                Self::receive(slot, &mut self.buf, &mut events, true);
                 slot.session.close(&mut events);
+                slot.publish();
                 for e in events.drain(..) {
                     let _ = slot.events.send(e);
                 }
@@ -344,6 +406,9 @@ impl Worker {
 
     fn remove(&mut self, i: usize) {
         let slot = self.slots.swap_remove(i);
+        if let Err(e) = self.poller.delete(&slot.socket) {
+            tracing::debug!(error = %e, "unwatching an RTP socket");
+        }
         self.index.remove(&slot.id);
         if let Some(moved) = self.slots.get(i) {
             self.index.insert(moved.id, i);
@@ -364,25 +429,62 @@ impl Worker {
             .fetch_add(now.lost - before.lost, Ordering::Relaxed);
     }
 
-    fn receive(slot: &mut Slot, buf: &mut [u8], events: &mut Vec<SessionEvent>) {
+    /// Read queued datagrams; `all` reads until the socket is empty, else
+    /// one (the common case at one packet per tick, saving the `EAGAIN`).
+    fn receive(slot: &mut Slot, buf: &mut [u8], events: &mut Vec<SessionEvent>, all: bool) {
         loop {
             match slot.socket.recv_from(buf) {
-                Ok((n, from)) => slot.session.on_datagram(from, &buf[..n], events),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Ok((n, from)) => {
+                    slot.session.on_datagram(from, &buf[..n], events);
+                    if !all {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // ICMP port unreachable from a previous send, and the like.
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => {
                     tracing::debug!(error = %e, "rtp receive");
-                    break;
+                    return;
                 }
             }
         }
     }
 
+    /// Read the sockets epoll reports readable: one datagram each, then
+    /// (asking again) everything left on the few that held more.
+    fn receive_ready(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        for round in 0..2 {
+            self.ready.clear();
+            if let Err(e) = self.poller.wait(&mut self.ready, Some(Duration::ZERO)) {
+                tracing::warn!(error = %e, "epoll wait");
+                break;
+            }
+            self.ready_ids.clear();
+            self.ready_ids
+                .extend(self.ready.iter().map(|e| e.key as u64));
+            if self.ready_ids.is_empty() {
+                break;
+            }
+            for id in &self.ready_ids {
+                let Some(&i) = self.index.get(id) else {
+                    continue;
+                };
+                let slot = &mut self.slots[i];
+                Self::receive(slot, &mut self.buf, &mut events, round > 0);
+                for e in events.drain(..) {
+                    let _ = slot.events.send(e);
+                }
+            }
+        }
+        self.events = events;
+    }
+
     fn tick(&mut self) {
+        self.receive_ready();
         let mut events = std::mem::take(&mut self.events);
         for slot in self.slots.iter_mut() {
-            Self::receive(slot, &mut self.buf, &mut events);
             if let Some((dest, packet)) = slot.session.on_tick(&mut events) {
                 send(&slot.socket, packet, dest);
             }
@@ -390,19 +492,17 @@ impl Worker {
                 let _ = slot.events.send(e);
             }
         }
+        self.events = events;
         // Publish counters about once a second.
-        if self
-            .slots
-            .first()
-            .is_some_and(|s| s.session.stats().packets_out % 50 == 0)
-        {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(PUBLISH_TICKS) {
             for i in 0..self.slots.len() {
                 let (now, before) = (self.slots[i].session.stats(), self.slots[i].reported);
                 self.account(&now, &before);
                 self.slots[i].reported = now;
+                self.slots[i].publish();
             }
         }
-        self.events = events;
     }
 }
 

@@ -55,6 +55,12 @@ const MAILBOX_KEYS: &[&str] = &[
     "timezone",
     "sip_password",
     "ask_password",
+    "pin_hash",
+    "max_messages",
+    "max_message_seconds",
+    "shared",
+    "members",
+    "per_member_read",
 ];
 const HTTP_KEYS: &[&str] = &["listen", "tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "scope"];
@@ -68,6 +74,8 @@ const MWI_KEYS: &[&str] = &["unsolicited", "realm"];
 const MAX_MESSAGE_SECONDS: u32 = 3600;
 /// Longest ring before answering; callers give up well before a minute.
 const MAX_ANSWER_DELAY_MS: u64 = 60_000;
+/// Most messages a box may be set to keep (Asterisk's `maxmsg` caps at 9999).
+const MAX_BOX_MESSAGES: u32 = 9999;
 /// Ports below this need privileges and belong to well-known services.
 const MIN_RTP_PORT: u16 = 1024;
 
@@ -98,6 +106,68 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         let mut errors = cx.errors;
         errors.sort_by_key(|e| (e.line, e.column));
         Err(ConfigErrors(errors))
+    }
+}
+
+/// One mailbox written as a plain table (a `mailbox.toml`), checked like a
+/// `[[mailbox]]` of config.toml; `section` names it in messages. Keys in
+/// `forbidden` are refused.
+pub(super) fn parse_mailbox_table(
+    text: &str,
+    file: &str,
+    section: &'static str,
+    forbidden: &[&str],
+) -> Result<MailboxConfig, ConfigErrors> {
+    let mut cx = Checker {
+        file,
+        lines: LineIndex::new(text),
+        errors: Vec::new(),
+    };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let mut syntax_lines = Vec::new();
+    for e in &syntax {
+        let span = e.span().unwrap_or(0..0);
+        let line = cx.lines.position(span.start).0;
+        if !syntax_lines.contains(&line) {
+            syntax_lines.push(line);
+            cx.error(span, e.message().to_owned());
+        }
+    }
+    let table = doc.get_ref();
+    let s = Section {
+        name: section,
+        table,
+    };
+    let allowed: Vec<&str> = MAILBOX_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !forbidden.contains(k))
+        .collect();
+    for (key, _) in table.iter() {
+        if forbidden.contains(&key.get_ref().as_ref()) {
+            cx.error(
+                key.span(),
+                format!("`{}` cannot be set in {section}", key.get_ref()),
+            );
+        }
+    }
+    let mut other = s.table.clone();
+    for k in forbidden {
+        other.remove(*k);
+    }
+    let s = Section {
+        name: section,
+        table: &other,
+    };
+    cx.unknown_keys(&s, &allowed);
+    let mailbox = cx.mailbox(&s, 0..0, &mut HashMap::new());
+    match mailbox {
+        Some(m) if cx.errors.is_empty() => Ok(m),
+        _ => {
+            let mut errors = cx.errors;
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(errors))
+        }
     }
 }
 
@@ -522,20 +592,17 @@ impl Checker<'_> {
             seen.insert(number.clone(), line);
             Some(number)
         });
-        let pin = self
-            .required_string(s, "pin", &header, "\"1234\"")
-            .and_then(|(pin, span)| {
-                let ok = (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit());
-                if !ok {
-                    // Not echoing the PIN: config errors end up in logs.
-                    self.error(
-                        span,
-                        "`pin` in [[mailbox]]: expected 4 to 12 digits".to_owned(),
-                    );
-                    return None;
-                }
-                Some(pin)
-            });
+        let pin = if s.get("pin_hash").is_some() && s.get("pin").is_none() {
+            self.pin_hash(s)
+        } else {
+            if let Some(v) = s.get("pin_hash") {
+                self.error(
+                    v.span(),
+                    format!("{} has both `pin` and `pin_hash`; keep one", s.name),
+                );
+            }
+            self.required_pin(s, &header)
+        };
         let name = self.value::<String>(s, "name").map(|(v, _)| v);
         let language = self.language(s, "language");
         let email = self.value::<String>(s, "email").and_then(|(email, span)| {
@@ -577,6 +644,20 @@ impl Checker<'_> {
             None => "UTC".to_owned(),
         };
         let ask_password = self.value::<bool>(s, "ask_password").is_none_or(|(v, _)| v);
+        let max_messages = self.limit(s, "max_messages", MAX_BOX_MESSAGES);
+        let max_message_seconds = self.limit(s, "max_message_seconds", MAX_MESSAGE_SECONDS);
+        let shared = self.value::<bool>(s, "shared").is_some_and(|(v, _)| v);
+        let members = self.members(s, shared, number.as_deref());
+        let per_member_read = match self.value::<bool>(s, "per_member_read") {
+            Some((true, span)) if !shared => {
+                self.error(
+                    span,
+                    format!("`per_member_read` in {} needs `shared = true`", s.name),
+                );
+                false
+            }
+            other => other.is_some_and(|(v, _)| v),
+        };
         // Optional keys that were present but bad were reported above; the
         // box itself is still built so that other checks can use it.
         Some(MailboxConfig {
@@ -589,7 +670,95 @@ impl Checker<'_> {
             attach_audio,
             delete_after_email,
             timezone,
+            max_messages,
+            max_message_seconds,
+            shared,
+            members,
+            per_member_read,
         })
+    }
+
+    /// `pin`: 4 to 12 digits.
+    fn required_pin(&mut self, s: &Section<'_, '_>, header: &Range<usize>) -> Option<String> {
+        self.required_string(s, "pin", header, "\"1234\"")
+            .and_then(|(pin, span)| {
+                let ok = (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit());
+                if !ok {
+                    // Not echoing the PIN: config errors end up in logs.
+                    self.error(
+                        span,
+                        format!("`pin` in {}: expected 4 to 12 digits", s.name),
+                    );
+                    return None;
+                }
+                Some(pin)
+            })
+    }
+
+    /// `pin_hash`: the PIN as an Argon2id PHC string, so it is kept
+    /// nowhere in clear (boxes created through the API store this).
+    fn pin_hash(&mut self, s: &Section<'_, '_>) -> Option<String> {
+        let (hash, span) = self.value::<String>(s, "pin_hash")?;
+        if is_pin_hash(&hash) {
+            Some(hash)
+        } else {
+            self.error(
+                span,
+                format!(
+                    "`pin_hash` in {}: expected an Argon2id hash like \"$argon2id$v=19$...\"",
+                    s.name
+                ),
+            );
+            None
+        }
+    }
+
+    /// An optional positive integer no larger than `max`.
+    fn limit(&mut self, s: &Section<'_, '_>, key: &str, max: u32) -> Option<u32> {
+        let (v, span) = self.value::<i64>(s, key)?;
+        if (1..=i64::from(max)).contains(&v) {
+            Some(v as u32)
+        } else {
+            self.error(
+                span,
+                format!(
+                    "`{key}` in {}: {v} is out of range, expected 1 to {max}",
+                    s.name
+                ),
+            );
+            None
+        }
+    }
+
+    /// `members` of a shared box: mailbox numbers, not the box itself.
+    fn members(&mut self, s: &Section<'_, '_>, shared: bool, number: Option<&str>) -> Vec<String> {
+        let Some((members, span)) = self.value::<Vec<String>>(s, "members") else {
+            return Vec::new();
+        };
+        if !shared {
+            self.error(
+                span,
+                format!("`members` in {} needs `shared = true`", s.name),
+            );
+            return Vec::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for m in members {
+            if !valid_mailbox_number(&m) {
+                self.error(
+                    span.clone(),
+                    format!("`members` in {}: `{m}` is not a mailbox number", s.name),
+                );
+            } else if Some(m.as_str()) == number {
+                self.error(
+                    span.clone(),
+                    format!("`members` in {}: a box is not its own member", s.name),
+                );
+            } else if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     fn http(&mut self, s: &Section<'_, '_>, mailboxes: &[MailboxConfig]) -> HttpConfig {
@@ -1015,7 +1184,14 @@ fn plausible_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn valid_mailbox_number(number: &str) -> bool {
+/// Whether `text` looks like the Argon2id PHC string a PIN is kept as.
+pub fn is_pin_hash(text: &str) -> bool {
+    text.starts_with("$argon2id$")
+        && text.len() <= 256
+        && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub(crate) fn valid_mailbox_number(number: &str) -> bool {
     (1..=32).contains(&number.len())
         && number
             .bytes()

@@ -7,12 +7,16 @@
 //! config. Every key has a default; only mailboxes need their number and PIN.
 
 mod check;
+pub mod mailbox_file;
 pub(crate) mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+pub use check::is_pin_hash;
+pub use mailbox_file::{MAILBOX_FILE_SECTION, parse_mailbox_file, render_mailbox_file};
 
 /// The shipped `config.toml`, used when `voxmail run` gets no `--config`.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
@@ -157,6 +161,51 @@ pub struct MailboxConfig {
     /// false: `*98` from the box's own registered (digest-authenticated)
     /// phone skips the PIN, like Wazo's option; `*99` always asks.
     pub ask_password: bool,
+    /// Most messages kept in inbox + old (saved ones do not count); a
+    /// deposit into a full box is refused. `None`: no limit of its own.
+    pub max_messages: Option<u32>,
+    /// Longest message recorded into this box, in seconds; `None`:
+    /// `[voicemail] max_message_seconds`.
+    pub max_message_seconds: Option<u32>,
+    /// A shared (global) box: each of `members` may read and manage it
+    /// with their own box's credentials (Wazo's `global` access type).
+    pub shared: bool,
+    /// The boxes whose owners share this one (only with `shared`).
+    pub members: Vec<String>,
+    /// Shared box: each member has their own read state, so a message one
+    /// member heard stays new for the others (default false: one state).
+    pub per_member_read: bool,
+}
+
+impl Default for MailboxConfig {
+    /// A box with every optional key at its default; `number` and `pin`
+    /// are empty and must be set.
+    fn default() -> Self {
+        MailboxConfig {
+            number: String::new(),
+            pin: String::new(),
+            name: String::new(),
+            language: None,
+            email: None,
+            attach_audio: true,
+            delete_after_email: false,
+            timezone: "UTC".to_owned(),
+            ask_password: true,
+            max_messages: None,
+            max_message_seconds: None,
+            shared: false,
+            members: Vec::new(),
+            per_member_read: false,
+        }
+    }
+}
+
+impl MailboxConfig {
+    /// Whether `member`'s owner may use this box: the box itself, or a
+    /// member of a shared box.
+    pub fn admits(&self, member: &str) -> bool {
+        self.number == member || (self.shared && self.members.iter().any(|m| m == member))
+    }
 }
 
 /// `[http]`: the HTTP API, `/metrics` and the web inbox.

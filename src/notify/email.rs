@@ -200,6 +200,7 @@ mod tests {
             attach_audio: true,
             delete_after_email: false,
             timezone: tz.into(),
+            ..MailboxConfig::default()
         }
     }
 

@@ -1,19 +1,17 @@
 //! `PUT|GET|DELETE /api/v1/mailboxes/{box}/greetings/{kind}`: uploads of
 //! WAV or MP3 at any rate are decoded and stored as 8 kHz mono.
 
-use std::io::Cursor;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::audio::{DecodeError, decode_to_8k_mono};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::messages::mailbox_for;
 use super::{ApiState, MAX_GREETING_SECONDS, blocking};
+use crate::audio::{DecodeError, decode_bytes, wav::wav_bytes};
 use crate::store::{GreetingKind, MailboxId, SAMPLE_RATE};
 
 fn kind(raw: &str) -> Result<GreetingKind, ApiError> {
@@ -68,13 +66,12 @@ pub async fn put(
     let store = state.store.clone();
     let security = state.security.clone();
     let samples = blocking(move || {
-        let samples =
-            decode_to_8k_mono(body.to_vec(), MAX_GREETING_SECONDS).map_err(|e| match e {
-                DecodeError::TooLong { .. } => ApiError::too_large(format!(
-                    "greetings are limited to {MAX_GREETING_SECONDS} seconds"
-                )),
-                other => ApiError::bad_request("bad_audio", other.to_string()),
-            })?;
+        let samples = decode_bytes(body.to_vec(), MAX_GREETING_SECONDS).map_err(|e| match e {
+            DecodeError::TooLong { .. } => ApiError::too_large(format!(
+                "greetings are limited to {MAX_GREETING_SECONDS} seconds"
+            )),
+            other => ApiError::bad_request("bad_audio", other.to_string()),
+        })?;
         store.save_greeting(&mailbox, kind, &samples)?;
         if kind == GreetingKind::Temporary {
             // A new temporary greeting has no end date until one is set.
@@ -104,22 +101,8 @@ pub async fn get(
         let samples = store
             .load_greeting(&mailbox, kind)?
             .ok_or_else(|| ApiError::not_found(format!("no {} greeting", kind.file_stem())))?;
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut buf = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
-        let encoded = (|| {
-            let mut w = hound::WavWriter::new(&mut buf, spec)?;
-            for s in samples {
-                w.write_sample(s)?;
-            }
-            w.finalize()
-        })();
-        encoded.map_err(|e| ApiError::internal("cannot encode greeting", e))?;
-        Ok(buf.into_inner())
+        wav_bytes(&samples, SAMPLE_RATE)
+            .map_err(|e| ApiError::internal("cannot encode greeting", e))
     })
     .await?;
     let mut resp = wav.into_response();

@@ -8,7 +8,6 @@
 //! `{"error": {"code": "...", "message": "..."}}`. Store calls (blocking
 //! file I/O) run on tokio's blocking pool.
 
-pub mod audio;
 pub mod auth;
 pub mod error;
 mod greetings;

@@ -2,10 +2,22 @@
 //! path plays: WAV (PCM or float) and MP3, decoded with symphonia, downmixed
 //! by averaging the channels and resampled once, when loaded, with rubato's
 //! FFT resampler (whose filter removes what 8 kHz cannot carry instead of
-//! letting it alias).
+//! letting it alias). Files on disk (prompts, music on hold, stored
+//! messages) and uploads in memory (greetings, audio messages) go through
+//! the same decoder.
+//!
+//! Writing: [`wav`] (PCM WAV in memory) and, with the `mp3` cargo feature,
+//! [`mp3`] (LAME).
+
+pub mod format;
+#[cfg(feature = "mp3")]
+pub mod mp3;
+pub mod wav;
+
+pub use format::{AudioFormat, StorageFormat};
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
@@ -14,7 +26,7 @@ use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
 /// The rate everything is converted to.
@@ -23,6 +35,19 @@ pub const TARGET_RATE: u32 = 8000;
 /// Longest file we load: an hour is plenty for music on hold and keeps
 /// memory bounded (an hour at 48 kHz stereo is ~1.4 GB of f32 otherwise).
 pub const MAX_SECONDS: u64 = 3600;
+
+/// Why audio in memory (an upload) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a WAV or MP3 file we can decode: {0}")]
+    Unsupported(String),
+    #[error("the file holds no audio")]
+    Empty,
+    #[error("longer than {max_seconds} seconds")]
+    TooLong { max_seconds: u32 },
+    #[error("resampling from {rate} Hz failed: {message}")]
+    Resample { rate: u32, message: String },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -44,15 +69,58 @@ pub enum AudioError {
 
 /// Decodes a WAV or MP3 file into 8 kHz mono 16-bit samples.
 pub fn load_audio(path: &Path) -> Result<Vec<i16>, AudioError> {
-    let (mono, rate) = decode_mono(path)?;
+    let file = File::open(path).map_err(|source| AudioError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let max = u32::try_from(MAX_SECONDS).unwrap_or(u32::MAX);
+    let with_path = |f: Failure| match f {
+        Failure::Decode(message) => AudioError::Decode {
+            path: path.to_path_buf(),
+            message,
+        },
+        Failure::NoAudio => AudioError::NoAudio {
+            path: path.to_path_buf(),
+        },
+        Failure::TooLong => AudioError::TooLong {
+            path: path.to_path_buf(),
+        },
+    };
+    let (mono, rate) = decode_mono(Box::new(file), hint, max, path).map_err(with_path)?;
+    to_8k(mono, rate).map_err(|message| AudioError::Resample {
+        path: path.to_path_buf(),
+        rate,
+        message,
+    })
+}
+
+/// Decodes a WAV or MP3 file held in memory (an upload) into 8 kHz mono
+/// 16-bit samples. Stops, and fails, once the audio passes `max_seconds`,
+/// so a small, highly compressed upload cannot make us decode hours.
+pub fn decode_bytes(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<i16>, DecodeError> {
+    let source = Box::new(Cursor::new(bytes));
+    let (mono, rate) = decode_mono(source, Hint::new(), max_seconds, Path::new("upload")).map_err(
+        |f| match f {
+            Failure::Decode(m) => DecodeError::Unsupported(m),
+            Failure::NoAudio => DecodeError::Empty,
+            Failure::TooLong => DecodeError::TooLong { max_seconds },
+        },
+    )?;
+    if mono.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    to_8k(mono, rate).map_err(|message| DecodeError::Resample { rate, message })
+}
+
+fn to_8k(mono: Vec<f32>, rate: u32) -> Result<Vec<i16>, String> {
     let samples = if rate == TARGET_RATE {
         mono
     } else {
-        resample(&mono, rate).map_err(|message| AudioError::Resample {
-            path: path.to_path_buf(),
-            rate,
-            message,
-        })?
+        resample(&mono, rate)?
     };
     Ok(samples.into_iter().map(to_i16).collect())
 }
@@ -61,21 +129,23 @@ fn to_i16(s: f32) -> i16 {
     (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
-/// The whole file, channels averaged, at its own rate.
-fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
-    let decode_err = |e: SymError| AudioError::Decode {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let file = File::open(path).map_err(|source| AudioError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
+/// Why decoding stopped, before the caller names the source.
+enum Failure {
+    Decode(String),
+    NoAudio,
+    TooLong,
+}
+
+/// The whole stream, channels averaged, at its own rate. `name` is only
+/// for log lines.
+fn decode_mono(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    max_seconds: u32,
+    name: &Path,
+) -> Result<(Vec<f32>, u32), Failure> {
+    let decode_err = |e: SymError| Failure::Decode(e.to_string());
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
             &hint,
@@ -86,17 +156,13 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
         .map_err(decode_err)?;
     let track = format
         .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::NoAudio {
-            path: path.to_path_buf(),
-        })?;
+        .ok_or(Failure::NoAudio)?;
     let track_id = track.id;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::NoAudio {
-            path: path.to_path_buf(),
-        })?;
+        .ok_or(Failure::NoAudio)?;
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(decode_err)?;
@@ -120,7 +186,7 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
             Ok(buf) => buf,
             // A damaged frame: skip it, as players do.
             Err(SymError::DecodeError(msg)) => {
-                tracing::debug!(path = %path.display(), msg, "skipping an undecodable packet");
+                tracing::debug!(path = %name.display(), msg, "skipping an undecodable packet");
                 continue;
             }
             Err(e) => return Err(decode_err(e)),
@@ -131,10 +197,9 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
         match rate {
             None => rate = Some(buf_rate),
             Some(r) if r != buf_rate => {
-                return Err(AudioError::Decode {
-                    path: path.to_path_buf(),
-                    message: format!("the sample rate changes from {r} to {buf_rate} Hz"),
-                });
+                return Err(Failure::Decode(format!(
+                    "the sample rate changes from {r} to {buf_rate} Hz"
+                )));
             }
             Some(_) => {}
         }
@@ -144,18 +209,14 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
                 .chunks_exact(channels)
                 .map(|frame| frame.iter().sum::<f32>() / channels as f32),
         );
-        if mono.len() as u64 > MAX_SECONDS * u64::from(buf_rate.max(1)) {
-            return Err(AudioError::TooLong {
-                path: path.to_path_buf(),
-            });
+        if mono.len() as u64 > u64::from(max_seconds) * u64::from(buf_rate.max(1)) {
+            return Err(Failure::TooLong);
         }
     }
     let rate = rate
         .or(declared_rate)
         .filter(|&r| r > 0)
-        .ok_or_else(|| AudioError::NoAudio {
-            path: path.to_path_buf(),
-        })?;
+        .ok_or(Failure::NoAudio)?;
     Ok((mono, rate))
 }
 

@@ -9,6 +9,8 @@
 #![allow(dead_code)]
 
 pub mod audio;
+pub mod deposit;
+pub mod http;
 pub mod net;
 pub mod pcap;
 pub mod rtp_sniff;

@@ -44,6 +44,27 @@ pub fn config_with_answer_delay(ms: u64) -> String {
     out
 }
 
+/// `text` with `lines` inserted after the line `[table]` (or `[table]`
+/// and the lines appended if the table is missing).
+pub fn config_with_lines(text: &str, table: &str, lines: &str) -> String {
+    let header = format!("[{table}]");
+    let mut out = String::with_capacity(text.len() + lines.len() + 16);
+    let mut inserted = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !inserted && line.trim() == header {
+            out.push_str(lines.trim_end());
+            out.push('\n');
+            inserted = true;
+        }
+    }
+    if !inserted {
+        out.push_str(&format!("\n{header}\n{}\n", lines.trim_end()));
+    }
+    out
+}
+
 /// The shipped config with the value of `key` (first `key = ...` line)
 /// replaced by `value` (TOML text).
 pub fn config_with_value(key: &str, value: &str) -> String {
@@ -101,6 +122,12 @@ impl Server {
     /// `dialplans/` (if any) is the dial plan, else the repository's is
     /// used; prompts fall back to the repository's `prompts/`.
     pub fn start_in(config_text: &str, data_dir: &Path, cwd: &Path) -> Server {
+        Server::start_at(config_text, data_dir, cwd, "127.0.0.1:0")
+    }
+
+    /// [`Server::start_in`] listening for SIP on `sip_listen` (a fixed
+    /// port: a restart on the address phones already know).
+    pub fn start_at(config_text: &str, data_dir: &Path, cwd: &Path, sip_listen: &str) -> Server {
         let work = tempfile::Builder::new()
             .prefix("voxmail-server-")
             .tempdir()
@@ -120,7 +147,7 @@ impl Server {
             .arg("--config")
             .arg(&config_path)
             .arg("--sip-listen")
-            .arg("127.0.0.1:0")
+            .arg(sip_listen)
             // The HTTP API starts with the server: any free port, so that
             // servers of concurrent tests never collide on the default.
             .arg("--http-listen")
@@ -280,6 +307,27 @@ impl Server {
     /// The SIP URI of a mailbox on this server.
     pub fn uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.sip)
+    }
+
+    /// The HTTP address (API, web inbox) from the `listening` line.
+    pub fn http(&self) -> SocketAddr {
+        self.ready_line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("http="))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no http= in the listening line: {}", self.ready_line))
+    }
+
+    /// Stops the server with SIGTERM (it saves its state on the way out)
+    /// and waits up to `deadline` for it to exit; SIGKILL after that.
+    pub fn stop(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let _ = super::run_with_deadline(
+            Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string()),
+            Duration::from_secs(5),
+        );
+        super::wait_for(deadline, || self.child.try_wait().ok().flatten())
     }
 }
 

@@ -38,6 +38,10 @@ pub struct SippOpts {
     pub timeout: Duration,
     /// Any other SIPp arguments.
     pub extra_args: Vec<String>,
+    /// Where `-trace_msg` writes (default: `messages.log` in the run's work
+    /// directory). SIPp flushes it after every message, so a test may read
+    /// it while the scenario runs.
+    pub message_file: Option<PathBuf>,
 }
 
 impl SippOpts {
@@ -56,6 +60,7 @@ impl SippOpts {
             keys: Vec::new(),
             timeout: Duration::from_secs(30),
             extra_args: Vec::new(),
+            message_file: None,
         }
     }
 
@@ -86,6 +91,11 @@ impl SippOpts {
 
     pub fn transport(mut self, t: Transport) -> Self {
         self.transport = t;
+        self
+    }
+
+    pub fn message_file(mut self, path: &Path) -> Self {
+        self.message_file = Some(path.to_path_buf());
         self
     }
 }
@@ -278,7 +288,10 @@ pub fn run_sipp(scenario: &str, target: SocketAddr, opts: &SippOpts) -> SippRun 
     let control_port = net::free_port();
     let media_port = net::free_port_block(4);
     let errors = work.path().join("errors.log");
-    let messages = work.path().join("messages.log");
+    let messages = opts
+        .message_file
+        .clone()
+        .unwrap_or_else(|| work.path().join("messages.log"));
     let transport = match opts.transport {
         Transport::Udp => "u1",
         Transport::Tcp => "t1",

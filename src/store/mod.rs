@@ -16,6 +16,8 @@ mod audio_messages;
 mod copy;
 mod fsutil;
 mod id;
+pub mod mailboxes;
+mod read_state;
 mod scratch;
 pub mod security;
 mod writer;
@@ -30,6 +32,8 @@ use std::sync::{Arc, Mutex};
 
 pub use audio_messages::{AUDIO_MESSAGE_NAME_MAX, is_valid_audio_message_name};
 pub use id::{MAILBOX_ID_MAX, MESSAGE_ID_MAX, MailboxId, MessageId};
+pub use mailboxes::{MailboxDirectory, MailboxError};
+pub use read_state::HeardBy;
 pub use scratch::ScratchRecording;
 pub use security::SecurityStore;
 pub use writer::MessageWriter;

@@ -300,14 +300,19 @@ impl SecurityStore {
                 };
                 // A phone PIN without a record of the config PIN (written by
                 // hand?) keeps precedence.
-                config_hash.is_none_or(|h| pin_matches(h, config_pin))
+                config_hash.is_none_or(|h| same_config_pin(h, config_pin))
             }
         };
         if !seen {
             if rec.pin.is_some() {
                 tracing::info!(file = %path.display(), "the configured PIN changed; it replaces the one in force");
             }
-            let hash = self.hash(path, config_pin)?;
+            // A box's `pin_hash` (set through the API) is already the hash.
+            let hash = if crate::config::is_pin_hash(config_pin) {
+                config_pin.to_owned()
+            } else {
+                self.hash(path, config_pin)?
+            };
             rec.pin = Some(PinRecord {
                 hash,
                 origin: PinOrigin::Config,
@@ -345,6 +350,20 @@ impl SecurityStore {
             });
             Ok(())
         })
+    }
+
+    /// Forgets a deleted box's state (PIN, lockout, greeting end), so a box
+    /// created later under its number starts afresh.
+    pub fn forget(&self, mailbox: &MailboxId) -> Result<(), StoreError> {
+        let lock = self.box_lock(mailbox);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        fsutil::remove_if_exists(&self.path(mailbox))
+    }
+
+    /// The Argon2id PHC string of `pin`, for a box's `pin_hash` (so the
+    /// API never stores a PIN in clear). Blocking (Argon2).
+    pub fn hash_pin(&self, pin: &str) -> Result<String, StoreError> {
+        self.hash(&self.dir, pin)
     }
 
     /// Burns the time of one PIN check (two Argon2 runs: the config PIN's
@@ -441,6 +460,16 @@ pub fn pin_matches(phc: &str, pin: &str) -> bool {
         return false;
     }
     constant_time_eq(&out, expected.as_bytes())
+}
+
+/// Whether the config PIN recorded as `recorded` (a hash) is `config_pin`,
+/// which is either a clear PIN or, for a box with `pin_hash`, the hash.
+fn same_config_pin(recorded: &str, config_pin: &str) -> bool {
+    if crate::config::is_pin_hash(config_pin) {
+        constant_time_eq(recorded.as_bytes(), config_pin.as_bytes())
+    } else {
+        pin_matches(recorded, config_pin)
+    }
 }
 
 /// Equal lengths and equal bytes, in time that depends only on the length.

@@ -21,6 +21,7 @@ use super::{
     PromptConfig, RtpConfig, SipConfig, SmtpConfig, StorageConfig, TokenScope, VoicemailConfig,
     WebhookConfig,
 };
+use crate::audio::{AudioFormat, StorageFormat};
 
 const TOP_KEYS: &[&str] = &[
     "sip",
@@ -61,6 +62,8 @@ const MAILBOX_KEYS: &[&str] = &[
     "shared",
     "members",
     "per_member_read",
+    "format",
+    "attach_format",
 ];
 const HTTP_KEYS: &[&str] = &["listen", "tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "scope"];
@@ -658,6 +661,8 @@ impl Checker<'_> {
             }
             other => other.is_some_and(|(v, _)| v),
         };
+        let storage_format = self.storage_format(s);
+        let attach_format = self.attach_format(s, storage_format);
         // Optional keys that were present but bad were reported above; the
         // box itself is still built so that other checks can use it.
         Some(MailboxConfig {
@@ -675,7 +680,71 @@ impl Checker<'_> {
             shared,
             members,
             per_member_read,
+            storage_format,
+            attach_format,
         })
+    }
+
+    /// `format`: how the box keeps its messages.
+    fn storage_format(&mut self, s: &Section<'_, '_>) -> StorageFormat {
+        let Some((text, span)) = self.value::<String>(s, "format") else {
+            return StorageFormat::Wav;
+        };
+        match StorageFormat::parse(&text) {
+            Some(f) if f.can_encode() => f,
+            Some(_) => {
+                self.error(
+                    span,
+                    format!(
+                        "`format` in {}: `{text}` needs MP3 support, and this voxmail was \
+                         built without the `mp3` cargo feature; use \"wav\"",
+                        s.name
+                    ),
+                );
+                StorageFormat::Wav
+            }
+            None => {
+                self.error(
+                    span,
+                    format!(
+                        "`format` in {}: unknown format `{text}`, expected \"wav\", \"mp3\" or \"wav+mp3\"",
+                        s.name
+                    ),
+                );
+                StorageFormat::Wav
+            }
+        }
+    }
+
+    /// `attach_format`: what the notification email carries.
+    fn attach_format(&mut self, s: &Section<'_, '_>, stored: StorageFormat) -> AudioFormat {
+        let Some((text, span)) = self.value::<String>(s, "attach_format") else {
+            return stored.primary();
+        };
+        match AudioFormat::parse(&text) {
+            Some(f) if f.can_encode() || stored.has(f) => f,
+            Some(_) => {
+                self.error(
+                    span,
+                    format!(
+                        "`attach_format` in {}: `{text}` needs MP3 support, and this voxmail \
+                         was built without the `mp3` cargo feature; use \"wav\"",
+                        s.name
+                    ),
+                );
+                stored.primary()
+            }
+            None => {
+                self.error(
+                    span,
+                    format!(
+                        "`attach_format` in {}: unknown format `{text}`, expected \"wav\" or \"mp3\"",
+                        s.name
+                    ),
+                );
+                stored.primary()
+            }
+        }
     }
 
     /// `pin`: 4 to 12 digits.

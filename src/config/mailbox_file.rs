@@ -117,6 +117,8 @@ fn render_keys(b: &MailboxConfig, skip: &[String], out: &mut String) {
     if let Some(n) = b.max_message_seconds {
         put("max_message_seconds", i64::from(n).into());
     }
+    put("format", b.storage_format.as_str().into());
+    put("attach_format", b.attach_format.extension().into());
     put("shared", b.shared.into());
     if b.shared {
         let members: Vec<toml::Value> = b.members.iter().map(|m| m.clone().into()).collect();

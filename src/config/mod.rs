@@ -175,6 +175,12 @@ pub struct MailboxConfig {
     /// Shared box: each member has their own read state, so a message one
     /// member heard stays new for the others (default false: one state).
     pub per_member_read: bool,
+    /// How messages are kept: `wav` (default), `mp3` or `wav+mp3` (key
+    /// `format`); MP3 needs the `mp3` cargo feature.
+    pub storage_format: crate::audio::StorageFormat,
+    /// The audio attached to notification emails (key `attach_format`);
+    /// by default the box's first stored format, so nothing is transcoded.
+    pub attach_format: crate::audio::AudioFormat,
 }
 
 impl Default for MailboxConfig {
@@ -196,6 +202,8 @@ impl Default for MailboxConfig {
             shared: false,
             members: Vec::new(),
             per_member_read: false,
+            storage_format: crate::audio::StorageFormat::Wav,
+            attach_format: crate::audio::AudioFormat::Wav,
         }
     }
 }
@@ -523,6 +531,47 @@ mod tests {
 
     fn ok(text: &str) -> Config {
         Config::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn storage_and_attach_formats() {
+        use crate::audio::{AudioFormat, StorageFormat};
+        let b = |extra: &str| format!("[[mailbox]]\nnumber = \"1\"\npin = \"1234\"\n{extra}");
+        let c = ok(&b(""));
+        assert_eq!(c.mailboxes[0].storage_format, StorageFormat::Wav);
+        assert_eq!(c.mailboxes[0].attach_format, AudioFormat::Wav);
+        assert_eq!(
+            one_error(
+                &b("format = \"ogg\"\n"),
+                "expected \"wav\", \"mp3\" or \"wav+mp3\""
+            ),
+            4
+        );
+        assert_eq!(
+            one_error(
+                &b("attach_format = \"flac\"\n"),
+                "expected \"wav\" or \"mp3\""
+            ),
+            4
+        );
+        if cfg!(feature = "mp3") {
+            let c = ok(&b("format = \"mp3\"\n"));
+            assert_eq!(c.mailboxes[0].storage_format, StorageFormat::Mp3);
+            // Attach what is kept unless told otherwise.
+            assert_eq!(c.mailboxes[0].attach_format, AudioFormat::Mp3);
+            let c = ok(&b("format = \"wav+mp3\"\nattach_format = \"mp3\"\n"));
+            assert_eq!(c.mailboxes[0].storage_format, StorageFormat::WavMp3);
+            assert_eq!(c.mailboxes[0].attach_format, AudioFormat::Mp3);
+        } else {
+            assert_eq!(
+                one_error(&b("format = \"mp3\"\n"), "`mp3` cargo feature"),
+                4
+            );
+            assert_eq!(
+                one_error(&b("attach_format = \"mp3\"\n"), "`mp3` cargo feature"),
+                4
+            );
+        }
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn bench_session(c: &mut Criterion) {
                     header.write(&mut packet);
                     let p = &payloads[(i as usize) % payloads.len()];
                     packet[rtp::RTP_HEADER_LEN..].copy_from_slice(p);
-                    session.on_datagram(from, black_box(&packet), &mut events);
+                    session.on_datagram(from, black_box(&packet), Instant::now(), &mut events);
                     black_box(session.on_tick(&mut events));
                     seq = seq.wrapping_add(1);
                     ts = ts.wrapping_add(FRAME_SAMPLES as u32);

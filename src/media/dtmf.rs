@@ -20,6 +20,31 @@ pub enum DtmfSource {
     Inband,
 }
 
+impl DtmfSource {
+    /// How many sources there are (for per-source counters).
+    pub const COUNT: usize = 3;
+    pub const ALL: [DtmfSource; DtmfSource::COUNT] =
+        [DtmfSource::Rfc4733, DtmfSource::SipInfo, DtmfSource::Inband];
+
+    /// Position in [`DtmfSource::ALL`], for arrays of counters.
+    pub fn index(self) -> usize {
+        match self {
+            DtmfSource::Rfc4733 => 0,
+            DtmfSource::SipInfo => 1,
+            DtmfSource::Inband => 2,
+        }
+    }
+
+    /// The name in the API and in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "sip_info",
+            DtmfSource::Inband => "inband",
+        }
+    }
+}
+
 /// One RFC 4733 §2.3 event payload.
 ///
 /// ```text

@@ -435,7 +435,7 @@ impl Worker {
         loop {
             match slot.socket.recv_from(buf) {
                 Ok((n, from)) => {
-                    slot.session.on_datagram(from, &buf[..n], events);
+                    slot.session.on_datagram(from, &buf[..n], Instant::now(), events);
                     if !all {
                         return;
                     }

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use crate::prompts::Pcm;
 use crate::store::MessageWriter;
@@ -15,6 +16,12 @@ use super::g711::G711;
 use super::inband::InbandDetector;
 use super::jitter::JitterBuffer;
 use super::rtp::{self, RtpSender};
+
+mod stats;
+pub use stats::{
+    ArrivalJitter, DtmfLog, DtmfSeen, MAX_DTMF_LOGGED, MAX_PAYLOAD_TYPES, PayloadCount,
+    PayloadCounts, SessionStats,
+};
 
 /// 20 ms at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -95,18 +102,6 @@ struct Recording {
     heard_this_tick: bool,
 }
 
-/// Counters for statistics and tests.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SessionStats {
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub ignored: u64,
-    pub lost: u64,
-    pub dtmf: u64,
-}
-
 pub struct RtpSession {
     params: Option<MediaParams>,
     latched: Option<SocketAddr>,
@@ -125,6 +120,9 @@ pub struct RtpSession {
     /// Ticks since the last packet sent while suppressing silence.
     quiet_ticks: u32,
     stats: SessionStats,
+    arrival_jitter: ArrivalJitter,
+    /// 20 ms ticks since the session opened (the time of DTMF digits).
+    ticks: u64,
 }
 
 impl RtpSession {
@@ -145,6 +143,8 @@ impl RtpSession {
             packet: Vec::with_capacity(rtp::RTP_HEADER_LEN + FRAME_SAMPLES),
             quiet_ticks: 0,
             stats: SessionStats::default(),
+            arrival_jitter: ArrivalJitter::default(),
+            ticks: 0,
         }
     }
 
@@ -171,8 +171,14 @@ impl RtpSession {
         self.latched.or(self.params.and_then(|p| p.remote))
     }
 
-    /// A datagram arrived on the session's port.
-    pub fn on_datagram(&mut self, from: SocketAddr, data: &[u8], events: &mut Vec<SessionEvent>) {
+    /// A datagram arrived on the session's port at `arrival` (for jitter).
+    pub fn on_datagram(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        arrival: Instant,
+        events: &mut Vec<SessionEvent>,
+    ) {
         let Some(params) = self.params else {
             self.stats.ignored += 1;
             return;
@@ -193,12 +199,17 @@ impl RtpSession {
         }
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
+        self.stats.received_by_pt.add(pt, data.len());
         if is_event {
             if let Some(digit) = self.dtmf.on_packet(packet.header.timestamp, packet.payload) {
                 self.on_digit(digit, DtmfSource::Rfc4733, events);
             }
             return;
         }
+        // Events repeat their start timestamp: only audio measures jitter.
+        self.stats.jitter_q4 =
+            self.arrival_jitter
+                .on_packet(arrival, packet.header.ssrc, packet.header.timestamp);
         self.jitter.push(
             packet.header.sequence,
             packet.header.timestamp,
@@ -216,6 +227,12 @@ impl RtpSession {
     /// `PlayDone`; any other digit as a `Dtmf` event.
     pub fn on_digit(&mut self, digit: char, source: DtmfSource, events: &mut Vec<SessionEvent>) {
         self.stats.dtmf += 1;
+        self.stats.dtmf_by_source[source.index()] += 1;
+        self.stats.dtmf_digits.push(DtmfSeen {
+            digit,
+            source,
+            at_ms: self.ticks * 20,
+        });
         if let Some(p) = &self.playback
             && p.interrupt.contains(digit)
         {
@@ -323,6 +340,7 @@ impl RtpSession {
 
     /// One 20 ms step: record what arrived, then return the packet to send.
     pub fn on_tick(&mut self, events: &mut Vec<SessionEvent>) -> Option<(SocketAddr, &[u8])> {
+        self.ticks += 1;
         self.drain_jitter(events);
         self.account_silence(events);
         self.next_packet(events)
@@ -449,6 +467,9 @@ impl RtpSession {
         );
         self.stats.packets_out += 1;
         self.stats.bytes_out += self.packet.len() as u64;
+        self.stats
+            .sent_by_pt
+            .add(params.codec.payload_type(), self.packet.len());
         Some((dest, &self.packet))
     }
 }

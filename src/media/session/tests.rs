@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::media::dtmf::event_payload;
@@ -76,7 +77,12 @@ fn records_in_order_and_stops_on_hash_once() {
     let frame = loud_frame();
     // 10 packets, two swapped.
     for seq in [1u16, 2, 4, 3, 5, 6, 7, 8, 9, 10] {
-        s.on_datagram(from, &rtp(0, seq, seq as u32 * 160, false, &frame), &mut ev);
+        s.on_datagram(
+            from,
+            &rtp(0, seq, seq as u32 * 160, false, &frame),
+            Instant::now(),
+            &mut ev,
+        );
         s.on_tick(&mut ev);
     }
     assert_eq!(s.destination(), Some(from), "latched to the real source");
@@ -91,6 +97,7 @@ fn records_in_order_and_stops_on_hash_once() {
         s.on_datagram(
             from,
             &rtp(101, 11, 9999, false, &event_payload(11, end, 10, dur)),
+            Instant::now(),
             &mut ev,
         );
     }
@@ -132,6 +139,7 @@ fn close_flushes_jitter_buffer_into_the_recording() {
         s.on_datagram(
             from,
             &rtp(0, seq, seq as u32 * 160, false, &loud_frame()),
+            Instant::now(),
             &mut ev,
         );
     }
@@ -258,6 +266,7 @@ fn silence_and_max_length_end_recording() {
         s.on_datagram(
             from,
             &rtp(0, seq, seq as u32 * 160, false, &loud_frame()),
+            Instant::now(),
             &mut ev,
         );
         s.on_tick(&mut ev);
@@ -276,8 +285,13 @@ fn foreign_payloads_and_garbage_are_ignored() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
     let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    s.on_datagram(from, b"garbage", &mut ev);
-    s.on_datagram(from, &rtp(18, 1, 0, false, &[0; 20]), &mut ev);
+    s.on_datagram(from, b"garbage", Instant::now(), &mut ev);
+    s.on_datagram(
+        from,
+        &rtp(18, 1, 0, false, &[0; 20]),
+        Instant::now(),
+        &mut ev,
+    );
     assert_eq!(s.stats().ignored, 2);
     assert_eq!(
         s.destination(),
@@ -307,6 +321,7 @@ fn inband_digits_without_telephone_event() {
         s.on_datagram(
             from,
             &rtp(0, seq, seq as u32 * 160, false, &payload),
+            Instant::now(),
             &mut ev,
         );
         s.on_tick(&mut ev);
@@ -352,4 +367,167 @@ fn recording_sends_a_keepalive_a_second_not_silence_every_tick() {
     s.play(7, vec![tone], String::new(), &mut ev);
     assert!(s.on_tick(&mut ev).is_some());
     assert!(s.on_tick(&mut ev).is_some());
+}
+
+#[test]
+fn counts_packets_and_bytes_per_payload_type() {
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    let t0 = Instant::now();
+    let frame = loud_frame();
+    for seq in 1u16..=10 {
+        let at = t0 + Duration::from_millis(20 * seq as u64);
+        s.on_datagram(
+            from,
+            &rtp(0, seq, seq as u32 * 160, false, &frame),
+            at,
+            &mut ev,
+        );
+        s.on_tick(&mut ev);
+    }
+    for (i, end) in [false, false, true].into_iter().enumerate() {
+        s.on_datagram(
+            from,
+            &rtp(
+                101,
+                11 + i as u16,
+                5000,
+                false,
+                &event_payload(5, end, 10, 160),
+            ),
+            t0,
+            &mut ev,
+        );
+    }
+    // A payload type that was not negotiated is ignored, not itemised.
+    s.on_datagram(from, &rtp(18, 20, 0, false, &[0; 20]), t0, &mut ev);
+    let st = s.stats();
+    assert_eq!(st.packets_in, 13);
+    assert_eq!(st.ignored, 1);
+    let pcmu = st.received_by_pt.get(0).expect("PT 0 counted");
+    assert_eq!((pcmu.packets, pcmu.bytes), (10, 10 * 172));
+    let te = st.received_by_pt.get(101).expect("PT 101 counted");
+    assert_eq!((te.packets, te.bytes), (3, 3 * 16));
+    assert_eq!(st.received_by_pt.as_slice().len(), 2);
+    assert_eq!(st.bytes_in, 10 * 172 + 3 * 16);
+    // Not recording: one PCMU packet out per tick.
+    let out = st.sent_by_pt.get(0).expect("PT 0 sent");
+    assert_eq!((out.packets, out.bytes), (10, 10 * 172));
+    assert_eq!(st.packets_out, 10);
+    assert_eq!(st.sent_by_pt.as_slice().len(), 1);
+}
+
+#[test]
+fn payload_types_beyond_the_cap_stay_in_the_totals() {
+    let mut counts = PayloadCounts::default();
+    for pt in 0..(MAX_PAYLOAD_TYPES as u8 + 2) {
+        counts.add(pt, 100);
+    }
+    counts.add(0, 50);
+    assert_eq!(counts.as_slice().len(), MAX_PAYLOAD_TYPES);
+    assert_eq!(
+        counts.get(0),
+        Some(&PayloadCount {
+            pt: 0,
+            packets: 2,
+            bytes: 150
+        })
+    );
+    assert_eq!(counts.get(MAX_PAYLOAD_TYPES as u8), None);
+}
+
+/// Arrivals at 0, 20, 45, 60, 80 ms for timestamps 0, 160, 320, 480, 640:
+/// transit (in 8 kHz units) 0, 0, 40, 0, 0, so |D| = 0, 40, 40, 0. By
+/// RFC 3550 A.8 in fixed point (J16 += |D| - (J16 + 8) >> 4):
+/// 0, 40, 40 + 40 - 3 = 77, 77 + 0 - 5 = 72, i.e. 4.5 units = 0.5625 ms.
+#[test]
+fn interarrival_jitter_follows_rfc3550() {
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    let t0 = Instant::now();
+    let frame = loud_frame();
+    let arrivals_ms = [0u64, 20, 45, 60, 80];
+    let mut q4 = Vec::new();
+    for (i, ms) in arrivals_ms.into_iter().enumerate() {
+        s.on_datagram(
+            from,
+            &rtp(0, 100 + i as u16, 7_000 + 160 * i as u32, false, &frame),
+            t0 + Duration::from_millis(ms),
+            &mut ev,
+        );
+        q4.push(s.stats().jitter_q4);
+    }
+    assert_eq!(q4, [0, 0, 40, 77, 72]);
+    assert!((s.stats().jitter_ms() - 0.5625).abs() < 1e-9);
+    // The floating-point form of the same estimator agrees closely.
+    let mut j = 0.0f64;
+    for d in [0.0, 40.0, 40.0, 0.0] {
+        j += (d - j) / 16.0;
+    }
+    assert!((s.stats().jitter_ms() - j / 8.0).abs() < 0.01, "{j}");
+    // Event packets (repeated start timestamp) do not count; a new SSRC
+    // restarts the transit reference instead of counting a jump.
+    s.on_datagram(
+        from,
+        &rtp(101, 105, 1, false, &event_payload(1, true, 10, 160)),
+        t0 + Duration::from_millis(500),
+        &mut ev,
+    );
+    assert_eq!(s.stats().jitter_q4, 72);
+    let mut other = rtp(0, 106, 999_999, false, &frame);
+    other[8..12].copy_from_slice(&7u32.to_be_bytes());
+    s.on_datagram(from, &other, t0 + Duration::from_millis(100), &mut ev);
+    assert_eq!(s.stats().jitter_q4, 72);
+}
+
+#[test]
+fn digits_are_listed_with_source_and_time_up_to_the_cap() {
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let from: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    for _ in 0..5 {
+        s.on_tick(&mut ev);
+    }
+    for (end, dur) in [(false, 160), (true, 800), (true, 800)] {
+        s.on_datagram(
+            from,
+            &rtp(101, 1, 800, false, &event_payload(11, end, 10, dur)),
+            Instant::now(),
+            &mut ev,
+        );
+    }
+    s.on_tick(&mut ev);
+    s.on_digit('5', DtmfSource::SipInfo, &mut ev);
+    s.on_digit('7', DtmfSource::Inband, &mut ev);
+    let st = s.stats();
+    assert_eq!(
+        st.dtmf_digits.as_slice(),
+        [
+            DtmfSeen {
+                digit: '#',
+                source: DtmfSource::Rfc4733,
+                at_ms: 100
+            },
+            DtmfSeen {
+                digit: '5',
+                source: DtmfSource::SipInfo,
+                at_ms: 120
+            },
+            DtmfSeen {
+                digit: '7',
+                source: DtmfSource::Inband,
+                at_ms: 120
+            },
+        ]
+    );
+    assert_eq!(st.dtmf_by_source, [1, 1, 1]);
+    for _ in 0..MAX_DTMF_LOGGED {
+        s.on_digit('1', DtmfSource::SipInfo, &mut ev);
+    }
+    let st = s.stats();
+    assert_eq!(st.dtmf_digits.as_slice().len(), MAX_DTMF_LOGGED);
+    assert_eq!(st.dtmf_by_source, [1, 1 + MAX_DTMF_LOGGED as u64, 1]);
+    assert_eq!(st.dtmf, 3 + MAX_DTMF_LOGGED as u64);
 }

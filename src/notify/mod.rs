@@ -119,7 +119,7 @@ impl Notifier {
                 });
             }
         }
-        if event.event == EventKind::Created
+        if event.event.is_created()
             && self.mailer.is_some()
             && let Some(mailbox) = self.config.mailbox(&event.mailbox)
             && mailbox.email.is_some()

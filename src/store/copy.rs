@@ -1,23 +1,13 @@
 //! Reading a message's audio and copying a message into another box
 //! (voicemail forwarding).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter};
-use std::path::Path;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter};
 
+use super::formats::open_store_wav as open_wav;
 use super::fsutil::{self, SPEC, io_err, wav_err};
 use super::{Folder, MailboxId, MessageId, MessageMeta, Store, StoreError};
-
-fn open_wav(path: &Path) -> Result<hound::WavReader<BufReader<File>>, StoreError> {
-    let reader = hound::WavReader::open(path).map_err(|e| wav_err(path, e))?;
-    if reader.spec() != SPEC {
-        return Err(wav_err(
-            path,
-            hound::Error::FormatError("not 8 kHz mono 16-bit PCM"),
-        ));
-    }
-    Ok(reader)
-}
+use crate::audio::AudioFormat;
 
 impl Store {
     fn read_meta(
@@ -44,7 +34,8 @@ impl Store {
         })
     }
 
-    /// A message's audio as 8 kHz mono PCM.
+    /// A message's audio as 8 kHz mono PCM: its WAV, or its MP3 decoded
+    /// when it is kept as MP3 only (so phones hear either).
     pub fn read_message_audio(
         &self,
         mailbox: &MailboxId,
@@ -52,6 +43,9 @@ impl Store {
         id: &MessageId,
     ) -> Result<Vec<i16>, StoreError> {
         let path = self.message_audio_path(mailbox, folder, id)?;
+        if path.extension().is_some_and(|e| e == "mp3") {
+            return self.decode_mp3(&path);
+        }
         open_wav(&path)?
             .samples::<i16>()
             .collect::<Result<Vec<i16>, _>>()
@@ -63,9 +57,14 @@ impl Store {
     /// in front of it (empty for none). The metadata is the original's
     /// (caller, time received) with the new box, folder and duration.
     ///
+    /// The copy is kept in `to`'s own `format` (WAV and/or MP3). When the
+    /// source is MP3 and nothing is put in front, an MP3 copy is the same
+    /// bytes (no second lossy encoding).
+    ///
     /// Atomic for readers of `to`: the audio is written to a hidden temp
-    /// file, synced and renamed, then the JSON is written atomically, so the
-    /// copy is listed whole or not at all.
+    /// file, synced and renamed (the MP3 encoded from it first), then the
+    /// JSON is written atomically, so the copy is listed whole or not at
+    /// all.
     pub fn copy_message(
         &self,
         from: &MailboxId,
@@ -76,15 +75,27 @@ impl Store {
         at: jiff::Timestamp,
     ) -> Result<MessageMeta, StoreError> {
         let src_meta = self.read_meta(from, folder, id)?;
-        let src_wav = self.message_audio_path(from, folder, id)?;
-        let mut reader = open_wav(&src_wav)?;
-        let total = intro.len() as u64 + u64::from(reader.len());
+        let src_path = self.message_audio_path(from, folder, id)?;
+        let src_mp3 = self.message_audio_file(from, folder, id, AudioFormat::Mp3);
+        // The source as PCM: streamed from its WAV, or its MP3 decoded.
+        let mut reader = None;
+        let mut decoded = Vec::new();
+        if src_path.extension().is_some_and(|e| e == "mp3") {
+            decoded = self.decode_mp3(&src_path)?;
+        } else {
+            reader = Some(open_wav(&src_path)?);
+        }
+        let body_len = reader
+            .as_ref()
+            .map_or(decoded.len() as u64, |r| u64::from(r.len()));
+        let total = intro.len() as u64 + body_len;
         if total > super::writer::MAX_SAMPLES {
             return Err(StoreError::TooLong {
                 max_samples: super::writer::MAX_SAMPLES,
             });
         }
         self.ensure_mailbox(to)?;
+        let format = self.storage_format(to);
         let inbox = self.folder_dir(to, Folder::Inbox);
         for _ in 0..8 {
             let new_id = MessageId::generate(at);
@@ -105,8 +116,13 @@ impl Store {
                 for &s in intro {
                     w.write_sample(s).map_err(|e| wav_err(&tmp, e))?;
                 }
-                for s in reader.samples::<i16>() {
-                    let s = s.map_err(|e| wav_err(&src_wav, e))?;
+                if let Some(reader) = reader.as_mut() {
+                    for s in reader.samples::<i16>() {
+                        let s = s.map_err(|e| wav_err(&src_path, e))?;
+                        w.write_sample(s).map_err(|e| wav_err(&tmp, e))?;
+                    }
+                }
+                for &s in &decoded {
                     w.write_sample(s).map_err(|e| wav_err(&tmp, e))?;
                 }
                 w.finalize().map_err(|e| wav_err(&tmp, e))?;
@@ -118,24 +134,45 @@ impl Store {
                         id: new_id.clone(),
                     });
                 }
-                fs::rename(&tmp, &wav).map_err(|e| io_err(&wav, e))
+                match (&src_mp3, intro.is_empty() && format.has(AudioFormat::Mp3)) {
+                    (Some(mp3), true) => {
+                        // Same audio: copy the MP3 as it is, then the WAV.
+                        let dst =
+                            self.audio_file_path(to, Folder::Inbox, &new_id, AudioFormat::Mp3);
+                        let bytes = fs::read(mp3).map_err(|e| io_err(mp3, e))?;
+                        fsutil::atomic_write(&dst, &bytes)?;
+                        if format.has(AudioFormat::Wav) {
+                            fs::rename(&tmp, &wav).map_err(|e| io_err(&wav, e))?;
+                        }
+                        Ok(format)
+                    }
+                    _ => self.place_audio(&tmp, to, Folder::Inbox, &new_id, format),
+                }
             })();
-            if let Err(e) = written {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
+            let stored = match written {
+                Ok(stored) => stored,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    let _ = self.remove_audio(to, Folder::Inbox, &new_id);
+                    return Err(e);
+                }
+            };
             fsutil::sync_dir(&inbox)?;
             let meta = MessageMeta {
                 id: new_id.as_str().to_owned(),
                 mailbox: to.as_str().to_owned(),
                 folder: Folder::Inbox,
                 duration_seconds: total as f64 / f64::from(SPEC.sample_rate),
+                format: stored.as_str().to_owned(),
                 ..src_meta
             };
             if let Err(e) = fsutil::atomic_write_json(&json, &meta) {
-                let _ = fs::remove_file(&wav);
+                let _ = fs::remove_file(&tmp);
+                let _ = self.remove_audio(to, Folder::Inbox, &new_id);
                 return Err(e);
             }
+            // With MP3 only, the WAV the MP3 was made from goes now.
+            Store::drop_unkept_wav(&tmp, stored)?;
             return Ok(meta);
         }
         Err(StoreError::IdExhausted)

@@ -14,6 +14,7 @@
 
 mod audio_messages;
 mod copy;
+mod formats;
 mod fsutil;
 mod id;
 pub mod mailboxes;
@@ -28,9 +29,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use audio_messages::{AUDIO_MESSAGE_NAME_MAX, is_valid_audio_message_name};
+pub use formats::FormatLookup;
 pub use id::{MAILBOX_ID_MAX, MESSAGE_ID_MAX, MailboxId, MessageId};
 pub use mailboxes::{MailboxDirectory, MailboxError};
 pub use read_state::HeardBy;
@@ -52,6 +54,8 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: bad WAV: {source}")]
     Wav { path: PathBuf, source: hound::Error },
+    #[error("{path}: MP3: {message}")]
+    Mp3 { path: PathBuf, message: String },
     #[error("{path}: bad JSON: {source}")]
     Json {
         path: PathBuf,
@@ -192,6 +196,8 @@ struct Inner {
     /// Spool ids with a live `MessageWriter`; recovery leaves them alone, so
     /// `recover_spool` is safe to call while calls are recording.
     active: Mutex<HashSet<MessageId>>,
+    /// Each box's `format` (see formats.rs); `None`: WAV everywhere.
+    formats: RwLock<Option<FormatLookup>>,
 }
 
 impl fmt::Debug for Store {
@@ -209,6 +215,7 @@ impl Store {
             inner: Arc::new(Inner {
                 root: data_dir.to_path_buf(),
                 active: Mutex::new(HashSet::new()),
+                formats: RwLock::new(None),
             }),
         };
         fsutil::create_dir_all(&store.mailboxes_dir())?;
@@ -324,7 +331,9 @@ impl Store {
             };
             let started = (|| {
                 let wav = MessageWriter::open_wav(&wav_path, &file)?;
-                fsutil::atomic_write_json(&sidecar_path, &SpoolRecord::from_new(&id, &new))?;
+                let record =
+                    SpoolRecord::from_new(&id, &new).with_format(self.storage_format(&new.mailbox));
+                fsutil::atomic_write_json(&sidecar_path, &record)?;
                 Ok(wav)
             })();
             let wav = match started {
@@ -369,6 +378,7 @@ impl Store {
         new: &NewMessage,
         spool_wav: &Path,
         samples: u64,
+        format: crate::audio::StorageFormat,
     ) -> Result<MessageMeta, StoreError> {
         let inbox = self.folder_dir(&new.mailbox, Folder::Inbox);
         fsutil::create_dir_all(&inbox)?;
@@ -380,10 +390,13 @@ impl Store {
                 id: id.clone(),
             });
         }
-        fs::rename(spool_wav, &wav).map_err(|e| io_err(&wav, e))?;
-        fsutil::sync_dir(&inbox)?;
-        let meta = writer::meta_for(id, new, samples);
+        // The MP3 (if any) and the WAV go before the JSON; a WAV not kept
+        // goes after it (formats.rs).
+        let stored = self.place_audio(spool_wav, &new.mailbox, Folder::Inbox, id, format)?;
+        let mut meta = writer::meta_for(id, new, samples);
+        meta.format = stored.as_str().to_owned();
         fsutil::atomic_write_json(&json, &meta)?;
+        Store::drop_unkept_wav(spool_wav, stored)?;
         Ok(meta)
     }
 
@@ -457,6 +470,7 @@ impl Store {
                 return Ok(None);
             }
         };
+        let format = record.format(self);
         let (rec_id, new) = match record.into_new() {
             Ok(x) if x.0 == *id => x,
             Ok(_) => {
@@ -490,7 +504,10 @@ impl Store {
                         return Ok(None);
                     }
                 };
-                let meta = writer::meta_for(&rec_id, &new, samples);
+                let mut meta = writer::meta_for(&rec_id, &new, samples);
+                if let Some(stored) = self.stored_format(&new.mailbox, Folder::Inbox, &rec_id) {
+                    meta.format = stored.as_str().to_owned();
+                }
                 fsutil::atomic_write_json(&inbox_json, &meta)?;
                 fsutil::remove_if_exists(&sidecar)?;
                 tracing::info!(%id, mailbox = %new.mailbox, "finished an interrupted delivery");
@@ -515,7 +532,7 @@ impl Store {
             return Ok(None);
         }
         self.ensure_mailbox(&new.mailbox)?;
-        let meta = self.deliver(&rec_id, &new, &wav, samples)?;
+        let meta = self.deliver(&rec_id, &new, &wav, samples, format)?;
         fsutil::remove_if_exists(&sidecar)?;
         tracing::info!(%id, mailbox = %new.mailbox, samples, "recovered a recording from the spool");
         Ok(Some(meta))
@@ -545,7 +562,11 @@ impl Store {
             let Some(name) = name.to_str() else { continue };
             let (set, stem) = if let Some(stem) = name.strip_suffix(".json") {
                 (&mut jsons, stem)
-            } else if let Some(stem) = name.strip_suffix(".wav") {
+            } else if let Some(stem) = name
+                .strip_suffix(".wav")
+                .or_else(|| name.strip_suffix(".mp3"))
+            {
+                // WAV, MP3 or both: the audio of one message.
                 (&mut wavs, stem)
             } else {
                 continue;
@@ -560,13 +581,13 @@ impl Store {
 
         let mut out = Vec::with_capacity(jsons.len());
         for id in jsons {
-            let (wav, json) = self.message_paths(mailbox, folder, &id);
+            let (_, json) = self.message_paths(mailbox, folder, &id);
             if !wavs.contains(&id) {
                 tracing::warn!(mailbox = %mailbox, %folder, %id, "metadata without audio; skipped");
                 continue;
             }
-            match fsutil::wav_samples(&wav) {
-                Ok(_) => {}
+            match self.check_audio(mailbox, folder, &id) {
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(mailbox = %mailbox, %folder, %id, error = %e, "unreadable audio; skipped");
                     continue;
@@ -593,16 +614,19 @@ impl Store {
         Ok(out)
     }
 
-    /// The WAV of a message, for the API and tests. Errors if absent.
+    /// The audio file of a message, for the API and tests: its WAV, or its
+    /// MP3 when it is kept as MP3 only. Errors if absent.
     pub fn message_audio_path(
         &self,
         mailbox: &MailboxId,
         folder: Folder,
         id: &MessageId,
     ) -> Result<PathBuf, StoreError> {
-        let (wav, _) = self.message_paths(mailbox, folder, id);
-        if wav.is_file() {
-            Ok(wav)
+        let found = crate::audio::AudioFormat::ALL
+            .into_iter()
+            .find_map(|f| self.message_audio_file(mailbox, folder, id, f));
+        if let Some(path) = found {
+            Ok(path)
         } else {
             Err(StoreError::MessageNotFound {
                 mailbox: mailbox.clone(),
@@ -624,7 +648,7 @@ impl Store {
         to: Folder,
         id: &MessageId,
     ) -> Result<MessageMeta, StoreError> {
-        let (src_wav, src_json) = self.message_paths(mailbox, from, id);
+        let (_, src_json) = self.message_paths(mailbox, from, id);
         let not_found = || StoreError::MessageNotFound {
             mailbox: mailbox.clone(),
             folder: from,
@@ -646,12 +670,12 @@ impl Store {
         if from == to {
             return Ok(meta);
         }
-        if !fsutil::exists(&src_wav)? {
+        if self.stored_format(mailbox, from, id).is_none() {
             return Err(not_found());
         }
         let dst_dir = self.folder_dir(mailbox, to);
         fsutil::create_dir_all(&dst_dir)?;
-        let (dst_wav, dst_json) = self.message_paths(mailbox, to, id);
+        let (_, dst_json) = self.message_paths(mailbox, to, id);
         if fsutil::exists(&dst_json)? {
             return Err(StoreError::MessageExists {
                 mailbox: mailbox.clone(),
@@ -659,20 +683,14 @@ impl Store {
                 id: id.clone(),
             });
         }
-        match fs::hard_link(&src_wav, &dst_wav) {
-            Ok(()) => {}
-            // A leftover from an earlier interrupted move: replace it.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fsutil::remove_if_exists(&dst_wav)?;
-                fs::hard_link(&src_wav, &dst_wav).map_err(|e| io_err(&dst_wav, e))?;
-            }
-            Err(e) => return Err(io_err(&dst_wav, e)),
-        }
+        // Every format's file (WAV and/or MP3); leftovers of an earlier
+        // interrupted move are replaced.
+        self.link_audio(mailbox, from, to, id)?;
         fsutil::sync_dir(&dst_dir)?;
         fsutil::atomic_write_json(&dst_json, &meta)?;
         // JSON before audio, so the old entry vanishes from listings whole.
         fsutil::remove_if_exists(&src_json)?;
-        fsutil::remove_if_exists(&src_wav)?;
+        self.remove_audio(mailbox, from, id)?;
         fsutil::sync_dir(&self.folder_dir(mailbox, from))?;
         Ok(meta)
     }
@@ -685,8 +703,8 @@ impl Store {
         folder: Folder,
         id: &MessageId,
     ) -> Result<(), StoreError> {
-        let (wav, json) = self.message_paths(mailbox, folder, id);
-        if !fsutil::exists(&json)? && !fsutil::exists(&wav)? {
+        let (_, json) = self.message_paths(mailbox, folder, id);
+        if !fsutil::exists(&json)? && self.stored_format(mailbox, folder, id).is_none() {
             return Err(StoreError::MessageNotFound {
                 mailbox: mailbox.clone(),
                 folder,
@@ -694,7 +712,7 @@ impl Store {
             });
         }
         fsutil::remove_if_exists(&json)?;
-        fsutil::remove_if_exists(&wav)?;
+        self.remove_audio(mailbox, folder, id)?;
         fsutil::sync_dir(&self.folder_dir(mailbox, folder))
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::fsutil::{self, SPEC, io_err, wav_err};
 use super::{Folder, MessageId, MessageMeta, NewMessage, Store, StoreError};
+use crate::audio::StorageFormat;
 
 /// The header is rewritten every this many samples (one second at 8 kHz):
 /// a crash loses at most the last second from the header's point of view,
@@ -127,9 +128,11 @@ impl MessageWriter {
         self.file
             .sync_all()
             .map_err(|e| io_err(&self.wav_path, e))?;
+        // The box's format now (it may have changed while recording).
+        let format = self.store.storage_format(&self.new.mailbox);
         let meta = self
             .store
-            .deliver(&self.id, &self.new, &self.wav_path, self.samples)?;
+            .deliver(&self.id, &self.new, &self.wav_path, self.samples, format)?;
         fsutil::remove_if_exists(&self.sidecar_path)?;
         Ok(Some(meta))
     }
@@ -177,6 +180,10 @@ pub(super) struct SpoolRecord {
     pub call_id: String,
     pub codec: String,
     pub started_at: jiff::Timestamp,
+    /// The box's `format` when recording began, so recovery after a crash
+    /// stores it as the box asked. Absent in older records (WAV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 impl SpoolRecord {
@@ -190,6 +197,24 @@ impl SpoolRecord {
             call_id: new.call_id.clone(),
             codec: new.codec.clone(),
             started_at: new.started_at,
+            format: None,
+        }
+    }
+
+    pub fn with_format(mut self, format: StorageFormat) -> SpoolRecord {
+        self.format = Some(format.as_str().to_owned());
+        self
+    }
+
+    /// The format to deliver in: the recorded one if this build can write
+    /// it, else the box's current one.
+    pub fn format(&self, store: &Store) -> StorageFormat {
+        match self.format.as_deref().and_then(StorageFormat::parse) {
+            Some(f) if f.can_encode() => f,
+            Some(_) => StorageFormat::Wav,
+            None => super::MailboxId::try_from(self.mailbox.as_str())
+                .map(|m| store.storage_format(&m))
+                .unwrap_or_default(),
         }
     }
 

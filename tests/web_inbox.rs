@@ -1,9 +1,13 @@
 //! The web inbox in a real browser: Debian's chromium, headless, loading
-//! the page from `voxmail::api::serve` on 127.0.0.1. The page signs in from
-//! its URL fragment (`#autologin&box=..&pin=..`, never sent to the server)
-//! and, with `&autotest=play,upload,delete`, clicks its own Play and Delete
+//! the page from `voxmail::api::serve` on 127.0.0.1, or from the real
+//! `voxmail` server after SIPp left a message. The page signs in from its
+//! URL fragment (`#autologin&box=..&pin=..`, never sent to the server) by
+//! filling and submitting its form and, with `&autotest=play,upload,delete`
+//! (or `listen`, `folder:old`), clicks its own Play, folder and Delete
 //! buttons and uploads a generated WAV through its upload function; what
 //! happened is read back from the dumped DOM and from the store.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -264,4 +268,210 @@ async fn wrong_pin_is_refused_in_the_page() {
     assert!(dom.contains("sign-in failed"), "{dom}");
     assert_eq!(element_text(&dom, "login-error"), "wrong mailbox or PIN");
     assert!(!dom.contains("data-id="), "messages shown without a PIN");
+}
+
+/// The `datetime` of the `<time>` in the message row `id`, and its text.
+fn row_time<'a>(dom: &'a str, id: &str) -> (&'a str, &'a str) {
+    let row = &dom[dom
+        .find(&format!("data-id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row {id} in\n{dom}"))..];
+    let t = &row[row
+        .find("<time")
+        .unwrap_or_else(|| panic!("no <time> in {row}"))..];
+    let dt = &t[t.find("datetime=\"").unwrap() + 10..];
+    let dt = &dt[..dt.find('"').unwrap()];
+    let text = &t[t.find('>').unwrap() + 1..];
+    (dt, &text[..text.find('<').unwrap()])
+}
+
+fn blocking_chromium(profile: &Path, url: &str, extra: &[&str]) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(chromium(profile, url, extra))
+}
+
+/// The issue's scenario end to end on the real server: SIPp leaves a
+/// message in 1001; the browser signs in with box and PIN through the
+/// form, sees it with caller, date and duration, plays it to the end (the
+/// audio element's `ended` event, with its position at the message's
+/// length), which moves it to Old; then deletes it from Old, and the files
+/// are gone from the data directory. A screenshot of the inbox with the
+/// message is saved as `target/web_inbox_sipp.png`.
+#[test]
+fn sipp_message_is_seen_played_and_deleted_in_the_browser() {
+    common::require_root();
+    let data = tempfile::Builder::new()
+        .prefix("voxmail-data-")
+        .tempdir()
+        .unwrap();
+    let mut server = common::server::Server::start_shipped(data.path());
+    let msg = common::deposit::leave_and_find(&server, "1001", 1);
+    let id = msg.id.clone();
+    let secs = msg.meta["duration_seconds"].as_f64().expect("duration");
+    let received = msg.str_field("received_at").to_owned();
+    let wav_len = std::fs::metadata(&msg.wav_path).unwrap().len();
+    let base = format!("http://{}", server.http());
+    let profile = data.path().join("chromium");
+
+    // Signed in, the message is listed with who, when and how long.
+    let url = format!("{base}/#autologin&box=1001&pin=1234");
+    let dom = blocking_chromium(&profile, &url, &["--dump-dom"]);
+    assert!(dom.contains("signed in 1001"), "{dom}");
+    assert!(dom.contains(&format!("data-id=\"{id}\"")), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "{} &lt;{}&gt;",
+            common::deposit::CALLER_NAME,
+            common::deposit::CALLER_NUMBER
+        )),
+        "caller not shown: {dom}"
+    );
+    let (datetime, shown) = row_time(&dom, &id);
+    assert_eq!(datetime, received, "the row's date is the message's");
+    assert!(shown.contains(&received[..4]), "date text {shown:?}");
+    let t = secs.round() as u64;
+    let duration = format!(">{}:{:02}<", t / 60, t % 60);
+    assert!(
+        dom.contains(&duration),
+        "duration {duration} not shown: {dom}"
+    );
+    assert_eq!(element_text(&dom, "count-inbox"), "(1)");
+
+    let png = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web_inbox_sipp.png");
+    let _ = std::fs::remove_file(&png);
+    blocking_chromium(
+        &profile,
+        &url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1100,760",
+        ],
+    );
+    let bytes = std::fs::read(&png).expect("no screenshot written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 5000, "suspiciously small screenshot");
+
+    // Listen to the end, then delete it from Old. Media plays in real
+    // time only (virtual time stalls it), so this run has no --dump-dom:
+    // the page's log lines are read from the console as they come.
+    let url = format!("{base}/#autologin&box=1001&pin=1234&autotest=listen,folder:old,delete");
+    let lines = chromium_console(&profile, &url, "autotest done", Duration::from_secs(40));
+    let log = lines.join("\n");
+    let played = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("played {id} ")))
+        .unwrap_or_else(|| panic!("never played: {log}"));
+    assert!(played.contains(&format!("bytes={wav_len} ")), "{played}");
+    let ended_at: f64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("ended {id} at=")))
+        .unwrap_or_else(|| panic!("the audio never played to its end: {log}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (ended_at - secs).abs() < 0.1,
+        "ended at {ended_at} s, the message is {secs} s"
+    );
+    assert!(log.contains(&format!("moved {id} to old")), "{log}");
+    assert!(log.contains("folder old rows=1"), "{log}");
+    assert!(log.contains(&format!("deleted {id}")), "{log}");
+    assert!(log.contains("rows 0 in old"), "row still shown: {log}");
+
+    // The files are gone from every folder.
+    for folder in ["inbox", "old", "saved"] {
+        for ext in ["wav", "json"] {
+            let f = data
+                .path()
+                .join(format!("mailboxes/1001/{folder}/{id}.{ext}"));
+            assert!(!f.exists(), "{} still exists", f.display());
+        }
+    }
+    server.assert_running();
+    eprintln!("screenshot: {}", png.display());
+}
+
+/// Runs headless chromium on `url` in real time and returns the page's
+/// log lines (console messages `voxmail: ...`) up to the one starting with
+/// `until`; chromium is killed then, or at `deadline` (a panic with what
+/// was seen).
+fn chromium_console(profile: &Path, url: &str, until: &str, deadline: Duration) -> Vec<String> {
+    use std::io::BufRead;
+    let child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start chromium ({e}): apt-get install -y chromium"));
+    let mut guard = common::ChildGuard(Some(child));
+    let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let end = std::time::Instant::now() + deadline;
+    let mut lines = Vec::new();
+    let mut other = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(raw) => match console_text(&raw) {
+                Some(text) => {
+                    let done = text.starts_with(until);
+                    lines.push(text);
+                    if done {
+                        return lines;
+                    }
+                }
+                None => other.push(raw),
+            },
+            Err(_) => panic!(
+                "no `{until}` from the page within {deadline:?} (chromium ended: {})\n\
+                 page log:\n{}\nchromium:\n{}",
+                guard
+                    .0
+                    .as_mut()
+                    .unwrap()
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .is_some(),
+                lines.join("\n"),
+                common::tail(&other.join("\n"), 6_000)
+            ),
+        }
+    }
+}
+
+/// `<text>` out of chromium's `...:INFO:CONSOLE...] "voxmail: <text>",
+/// source: <url> (<line>)`.
+fn console_text(raw: &str) -> Option<String> {
+    let start = raw.find(":CONSOLE")?;
+    let msg = &raw[start..];
+    let msg = &msg[msg.find("\"voxmail: ")? + 10..];
+    let end = msg.rfind("\", source: ")?;
+    Some(msg[..end].to_owned())
 }

@@ -8,6 +8,8 @@ const logLines = [];
 
 function log(line) {
   logLines.push(line);
+  // Test mode (#autologin): the headless browser test reads the console.
+  if (state.showLog) console.log("voxmail: " + line);
   const el = $("log");
   el.textContent = logLines.join("\n");
   el.hidden = !state.showLog;
@@ -131,7 +133,10 @@ function messageRow(m) {
   from.textContent = m.caller_name ? m.caller_name + " <" + m.caller_number + ">" : m.caller_number;
   const date = document.createElement("td");
   date.className = "date";
-  date.textContent = fmtDate(m.received_at);
+  const time = document.createElement("time");
+  time.dateTime = m.received_at;
+  time.textContent = fmtDate(m.received_at);
+  date.appendChild(time);
   const dur = document.createElement("td");
   dur.className = "duration";
   dur.textContent = fmtDuration(m.duration_seconds);
@@ -170,10 +175,13 @@ function deleteButton(m) {
 
 async function move(m, patch) {
   try {
-    await api("PATCH", boxPath("/messages/" + encodeURIComponent(m.id)), patch);
+    const resp = await api("PATCH", boxPath("/messages/" + encodeURIComponent(m.id)), patch);
+    const moved = await resp.json();
     await refresh();
+    log("moved " + m.id + " to " + moved.folder);
   } catch (e) {
     status("Could not move: " + e.message);
+    log("could not move " + m.id + ": " + e.message);
   }
 }
 
@@ -192,6 +200,7 @@ async function play(m, tr) {
     player.dataset.playing = m.id;
     player.src = state.blobUrl;
     player.onended = () => {
+      log("ended " + m.id + " at=" + player.currentTime.toFixed(2));
       // Heard: out of the inbox, as on the phone.
       if (m.folder === "inbox") move(m, { read: true });
     };
@@ -303,6 +312,19 @@ async function autotest(steps) {
       if (!row) { log("play failed: no message"); continue; }
       row.querySelector("button.play").click();
       await waitFor(() => logLines.some((l) => l.startsWith("play")));
+    } else if (step === "listen") {
+      // Play to the end: the player must really advance through the audio,
+      // and the heard message then leaves the inbox.
+      if (!row) { log("listen failed: no message"); continue; }
+      const id = row.dataset.id;
+      row.querySelector("button.play").click();
+      await waitFor(() => logLines.some((l) => l.startsWith("play failed") ||
+        l.startsWith("moved " + id) || l.startsWith("could not move")));
+    } else if (step.startsWith("folder:")) {
+      const b = document.querySelector('#folders button[data-folder="' + step.slice(7) + '"]');
+      b.click();
+      await state.refreshing;
+      log("folder " + state.folder + " rows=" + document.querySelectorAll("#message-rows tr.message").length);
     } else if (step === "upload") {
       await uploadGreeting("unavailable", testWav());
     } else if (step === "delete") {
@@ -313,6 +335,7 @@ async function autotest(steps) {
       await waitFor(() => logLines.some((l) => l.startsWith("deleted")) || $("status").textContent.startsWith("Could not"));
     }
   }
+  log("rows " + document.querySelectorAll("#message-rows tr.message").length + " in " + state.folder);
   log("autotest done");
   document.body.dataset.autotest = "done";
 }
@@ -329,7 +352,7 @@ function waitFor(cond) {
 function start() {
   $("login-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    signIn($("login-box").value.trim(), $("login-pin").value);
+    state.signingIn = signIn($("login-box").value.trim(), $("login-pin").value);
     $("login-pin").value = "";
   });
   $("logout").addEventListener("click", () => signOut());
@@ -337,7 +360,7 @@ function start() {
     b.addEventListener("click", () => {
       state.folder = b.dataset.folder;
       document.querySelectorAll("#folders button").forEach((x) => x.classList.toggle("active", x === b));
-      refresh().catch((e) => status(e.message));
+      state.refreshing = refresh().catch((e) => status(e.message));
     }));
   $("greeting-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -352,7 +375,11 @@ function start() {
     history.replaceState(null, "", location.pathname);
     state.showLog = true;
     const steps = (hash.get("autotest") || "").split(",").filter(Boolean);
-    signIn(hash.get("box") || "", hash.get("pin") || "").then((ok) => {
+    // Through the form, as a person would.
+    $("login-box").value = hash.get("box") || "";
+    $("login-pin").value = hash.get("pin") || "";
+    $("login-form").requestSubmit();
+    (state.signingIn || Promise.resolve(false)).then((ok) => {
       log(ok ? "signed in " + state.mailbox : "sign-in failed");
       if (ok && steps.length) autotest(steps);
     });

@@ -10,3 +10,4 @@ pub mod ports;
 pub mod rtp;
 pub mod session;
 pub mod tone;
+pub mod udp;

@@ -100,6 +100,8 @@ struct Recording {
     samples: u64,
     silent_samples: u64,
     heard_this_tick: bool,
+    /// Ticks since silence was last judged (see `on_tick_after`).
+    unjudged_ticks: u64,
 }
 
 pub struct RtpSession {
@@ -300,6 +302,7 @@ impl RtpSession {
             samples: 0,
             silent_samples: 0,
             heard_this_tick: false,
+            unjudged_ticks: 0,
         });
     }
 
@@ -338,11 +341,28 @@ impl RtpSession {
         self.stop_recording(StopReason::Stopped, events);
     }
 
-    /// One 20 ms step: record what arrived, then return the packet to send.
+    /// One 20 ms step when the socket was read just before: record what
+    /// arrived, then return the packet to send.
     pub fn on_tick(&mut self, events: &mut Vec<SessionEvent>) -> Option<(SocketAddr, &[u8])> {
+        self.on_tick_after(true, events)
+    }
+
+    /// One 20 ms step. `received` says whether the socket was read since
+    /// the last tick: an engine that reads every few ticks judges silence
+    /// over all the ticks since its last read, not tick by tick.
+    pub fn on_tick_after(
+        &mut self,
+        received: bool,
+        events: &mut Vec<SessionEvent>,
+    ) -> Option<(SocketAddr, &[u8])> {
         self.ticks += 1;
         self.drain_jitter(events);
-        self.account_silence(events);
+        if let Some(rec) = self.recording.as_mut() {
+            rec.unjudged_ticks += 1;
+        }
+        if received {
+            self.account_silence(events);
+        }
         self.next_packet(events)
     }
 
@@ -392,13 +412,14 @@ impl RtpSession {
         }
     }
 
-    /// Once per tick: silence suppression sends nothing, so a tick without
-    /// audio counts as silence too.
+    /// After each read: silence suppression sends nothing, so ticks
+    /// without audio count as silence too.
     fn account_silence(&mut self, events: &mut Vec<SessionEvent>) {
         if let Some(rec) = self.recording.as_mut() {
             if !rec.heard_this_tick {
-                rec.silent_samples += FRAME_SAMPLES as u64;
+                rec.silent_samples += rec.unjudged_ticks * FRAME_SAMPLES as u64;
             }
+            rec.unjudged_ticks = 0;
             rec.heard_this_tick = false;
             let timeout = rec.options.silence_timeout_samples;
             if timeout > 0 && rec.silent_samples >= timeout {

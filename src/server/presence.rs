@@ -249,6 +249,14 @@ impl Presence {
         if !self.boxes.contains(mailbox) {
             return;
         }
+        // Counting runs on the signalling loop: skip it for boxes nobody
+        // watches (a subscription, or a registration when unsolicited
+        // NOTIFYs are on). Their counts are taken fresh on SUBSCRIBE.
+        let watched = !self.mwi.subscriptions(mailbox).is_empty()
+            || (self.unsolicited && !self.registrar.bindings(mailbox).is_empty());
+        if !watched {
+            return;
+        }
         let counts = count(store, mailbox);
         if self.mwi.counts(mailbox) == Some(counts) {
             return;
@@ -471,8 +479,8 @@ pub fn count(store: &Store, mailbox: &str) -> Counts {
     let Ok(id) = MailboxId::try_from(mailbox) else {
         return Counts::default();
     };
-    let n = |folder| match store.list_messages(&id, folder) {
-        Ok(list) => u32::try_from(list.len()).unwrap_or(u32::MAX),
+    let n = |folder| match store.count_messages(&id, folder) {
+        Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
         Err(e) => {
             tracing::warn!(%mailbox, %folder, error = %e, "cannot count messages");
             0

@@ -538,6 +538,36 @@ impl Store {
         Ok(Some(meta))
     }
 
+    /// How many messages a folder holds, for message-waiting lamps: ids
+    /// with both metadata and audio, from the directory listing alone (no
+    /// file is opened, so a lamp update stays cheap in a box of thousands;
+    /// a corrupt file [`Store::list_messages`] would skip is still counted).
+    pub fn count_messages(&self, mailbox: &MailboxId, folder: Folder) -> Result<usize, StoreError> {
+        let dir = self.folder_dir(mailbox, folder);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err(&dir, e)),
+        };
+        let mut jsons = BTreeSet::new();
+        let mut audio = BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".json") {
+                jsons.insert(stem.to_owned());
+            } else if let Some(stem) = name
+                .strip_suffix(".wav")
+                .or_else(|| name.strip_suffix(".mp3"))
+                && MessageId::try_from(stem).is_ok()
+            {
+                audio.insert(stem.to_owned());
+            }
+        }
+        Ok(jsons.intersection(&audio).count())
+    }
+
     /// Messages in a folder, sorted by id (so by time). A missing mailbox is
     /// an empty list. Entries with a corrupt or missing JSON, or a missing,
     /// empty or unreadable WAV, are skipped with a warning rather than

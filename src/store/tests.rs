@@ -513,3 +513,28 @@ fn folder_names_parse_and_serialize() {
     }
     assert!("INBOX/..".parse::<Folder>().is_err());
 }
+
+#[test]
+fn count_needs_metadata_and_audio_but_opens_no_file() {
+    let (_d, store) = store();
+    assert_eq!(store.count_messages(&mb("1001"), Folder::Inbox).unwrap(), 0);
+    for _ in 0..2 {
+        let mut w = store.begin_message(new_msg("1001")).unwrap();
+        w.write(&frame(8000)).unwrap();
+        w.finish(1).unwrap().unwrap();
+    }
+    let inbox = store.folder_dir(&mb("1001"), Folder::Inbox);
+    // Audio without JSON and JSON without audio are not messages.
+    fs::write(inbox.join("20200101-000000-000003.wav"), b"RIFF").unwrap();
+    fs::write(inbox.join("20200101-000000-000004.json"), b"{}").unwrap();
+    fs::write(inbox.join(".tmp.json"), b"{}").unwrap();
+    assert_eq!(store.count_messages(&mb("1001"), Folder::Inbox).unwrap(), 2);
+    assert_eq!(store.count_messages(&mb("1001"), Folder::Old).unwrap(), 0);
+    assert_eq!(
+        store
+            .list_messages(&mb("1001"), Folder::Inbox)
+            .unwrap()
+            .len(),
+        2
+    );
+}

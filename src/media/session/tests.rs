@@ -531,3 +531,57 @@ fn digits_are_listed_with_source_and_time_up_to_the_cap() {
     assert_eq!(st.dtmf_by_source, [1, 1 + MAX_DTMF_LOGGED as u64, 1]);
     assert_eq!(st.dtmf, 3 + MAX_DTMF_LOGGED as u64);
 }
+
+#[test]
+fn reading_every_third_tick_judges_silence_over_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, w) = writer(dir.path());
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let opts = RecordOptions {
+        silence_timeout_samples: 8000,
+        ..options()
+    };
+    s.start_recording(w, opts, &mut ev);
+    let from: SocketAddr = "127.0.0.1:7004".parse().unwrap();
+    // Two seconds of loud audio, delivered three packets at a time as an
+    // engine reading every third tick sees it: never silence.
+    let mut seq = 0u16;
+    for tick in 1..=100u32 {
+        let read = tick % 3 == 0;
+        if read {
+            for _ in 0..3 {
+                let p = rtp(0, seq, seq as u32 * 160, false, &loud_frame());
+                s.on_datagram(from, &p, Instant::now(), &mut ev);
+                seq += 1;
+            }
+        }
+        s.on_tick_after(read, &mut ev);
+    }
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, SessionEvent::RecordingStopped { .. })),
+        "loud audio read in batches was judged silent"
+    );
+    // Then nothing arrives: the timeout (50 ticks) fires at the first read
+    // at or after it, whatever the read cadence.
+    let mut stopped_at = None;
+    for tick in 101..=160u32 {
+        s.on_tick_after(tick % 3 == 0, &mut ev);
+        if stopped_at.is_none()
+            && ev.iter().any(|e| {
+                matches!(
+                    e,
+                    SessionEvent::RecordingStopped {
+                        reason: StopReason::Silence,
+                        ..
+                    }
+                )
+            })
+        {
+            stopped_at = Some(tick);
+        }
+    }
+    let at = stopped_at.expect("silence timeout never fired");
+    assert!((150..=153).contains(&at), "fired at tick {at}");
+}

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::media::dtmf::DtmfSource;
+
 /// Direction of RTP packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtpDirection {
@@ -54,7 +56,14 @@ impl Metrics {
             rtp_lost: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
             sip_responses: Mutex::new(BTreeMap::new()),
-            dtmf: Mutex::new(BTreeMap::new()),
+            // Every source from the start, so a scraper sees zeros rather
+            // than missing series.
+            dtmf: Mutex::new(
+                DtmfSource::ALL
+                    .iter()
+                    .map(|s| (s.label().to_owned(), 0))
+                    .collect(),
+            ),
         }
     }
 
@@ -102,9 +111,16 @@ impl Metrics {
         bump(&self.sip_responses, code, 1);
     }
 
-    /// A DTMF digit detected, by source (`rfc4733`, `info`, `inband`).
+    /// A DTMF digit detected, by source label (`rfc4733`, `sip_info`, `inband`).
     pub fn dtmf(&self, source: &str) {
         bump(&self.dtmf, source.to_owned(), 1);
+    }
+
+    /// `n` DTMF digits from `source`. The call registry's once-a-second
+    /// sweep adds what each media session counted (every digit, including
+    /// those that barged into a prompt).
+    pub fn dtmf_digits(&self, source: DtmfSource, n: u64) {
+        bump(&self.dtmf, source.label().to_owned(), n);
     }
 
     /// Calls in progress now.
@@ -232,6 +248,8 @@ mod tests {
         m.sip_response(200);
         m.sip_response(486);
         m.dtmf("rfc4733");
+        m.dtmf_digits(DtmfSource::SipInfo, 3);
+        m.dtmf_digits(DtmfSource::Rfc4733, 2);
         m.dtmf("we\"ird\\");
         let text = m.render();
         for line in [
@@ -244,7 +262,9 @@ mod tests {
             "voxmail_rtp_packets_lost_total 1",
             "voxmail_sip_responses_total{code=\"200\"} 2",
             "voxmail_sip_responses_total{code=\"486\"} 1",
-            "voxmail_dtmf_total{source=\"rfc4733\"} 1",
+            "voxmail_dtmf_total{source=\"rfc4733\"} 3",
+            "voxmail_dtmf_total{source=\"sip_info\"} 3",
+            "voxmail_dtmf_total{source=\"inband\"} 0",
             "voxmail_dtmf_total{source=\"we\\\"ird\\\\\"} 1",
             "# TYPE voxmail_active_calls gauge",
             "# TYPE voxmail_calls_total counter",

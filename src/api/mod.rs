@@ -9,6 +9,7 @@
 //! file I/O) run on tokio's blocking pool.
 
 pub mod auth;
+pub mod calls;
 pub mod error;
 mod greetings;
 mod inbox;
@@ -35,6 +36,7 @@ pub use metrics::{Metrics, RtpDirection};
 
 use crate::config::Config;
 use crate::notify::EventBus;
+use crate::server::calls::CallRegistry;
 use crate::store::{SecurityStore, Store, StoreError};
 
 /// Largest greeting upload accepted by default (413 beyond).
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub security: SecurityStore,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
+    /// Calls seen by the signalling loop (empty when the API runs alone).
+    pub calls: Arc<CallRegistry>,
     pub started: Instant,
     pub max_upload_bytes: usize,
     sessions: Arc<auth::Sessions>,
@@ -74,6 +78,7 @@ impl ApiState {
             security,
             events,
             metrics,
+            calls: Arc::new(CallRegistry::default()),
             started: Instant::now(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             sessions: Arc::new(auth::Sessions::default()),
@@ -85,6 +90,12 @@ impl ApiState {
     /// so lockouts count across both).
     pub fn with_security(mut self, security: SecurityStore) -> ApiState {
         self.security = security;
+        self
+    }
+
+    /// Uses the server's call registry for `/api/v1/calls`.
+    pub fn with_calls(mut self, calls: Arc<CallRegistry>) -> ApiState {
+        self.calls = calls;
         self
     }
 
@@ -121,6 +132,8 @@ pub fn router(state: ApiState) -> Router {
                 .delete(greetings::delete)
                 .layer(upload_limit),
         )
+        .route("/calls", get(calls::list))
+        .route("/calls/{call_id}", get(calls::show))
         .route("/events", get(sse::events))
         .route("/openapi.json", get(openapi::handler));
     Router::new()

@@ -56,7 +56,7 @@ pub struct ServerApps {
 impl Apps for ServerApps {
     async fn voicemail<C: CallApi>(&mut self, call: &mut C, target: &VoicemailTarget) -> VmResult {
         let ctx = &self.ctx;
-        let metrics = ctx.metrics.clone();
+        let (metrics, calls, store) = (ctx.metrics.clone(), ctx.calls.clone(), ctx.store.clone());
         let dctx = deposit::DepositContext::new(
             &ctx.config,
             ctx.store.clone(),
@@ -65,7 +65,11 @@ impl Apps for ServerApps {
             ctx.security.clone(),
         )
         .with_events(ctx.events.clone())
-        .with_on_saved(move |_meta| metrics.message_recorded());
+        .with_on_saved(move |meta| {
+            metrics.message_recorded();
+            // Listed under its call for GET /api/v1/calls/{call_id}.
+            calls.message_stored(&store, meta);
+        });
         deposit::run(call, &dctx, target).await
     }
 

@@ -1,6 +1,7 @@
 //! The runtime: wires config, store, prompts, the media engine, the SIP
 //! transport and the signalling loop together, and runs until stopped.
 
+pub mod calls;
 pub mod presence;
 mod signalling;
 
@@ -31,6 +32,8 @@ pub struct AppContext {
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
     pub dialplan: Arc<DialPlanHandle>,
+    /// Calls seen, for the per-call statistics API.
+    pub calls: Arc<calls::CallRegistry>,
 }
 
 /// Where the dial plans are: `dialplans/` in the working directory, else the
@@ -96,6 +99,7 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         .min(4);
     let engine = MediaEngine::start(workers);
     let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
+    let call_registry = Arc::new(calls::CallRegistry::default());
 
     let api_state = ApiState::new(
         config.clone(),
@@ -104,7 +108,8 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         metrics.clone(),
     )
     .context("starting the HTTP API")?
-    .with_security(security.clone());
+    .with_security(security.clone())
+    .with_calls(call_registry.clone());
     let http_addr = http_listen.unwrap_or(config.http.listen);
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -164,8 +169,10 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         events,
         metrics,
         dialplan: plan,
+        calls: call_registry,
     });
     spawn_rtp_metrics(engine.clone(), ctx.metrics.clone());
+    spawn_call_sweep(ctx.calls.clone(), ctx.metrics.clone());
     let signalling = signalling::Signalling::new(ctx, transport, engine, ports);
     tokio::select! {
         r = signalling.run(inbound_rx) => r,
@@ -174,6 +181,18 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
             Ok(())
         }
     }
+}
+
+/// Once a second, the call registry refreshes live statistics, counts new
+/// DTMF digits into `/metrics` and forgets calls ended long ago.
+fn spawn_call_sweep(registry: Arc<calls::CallRegistry>, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            registry.sweep(std::time::Instant::now(), &metrics);
+        }
+    });
 }
 
 /// Once a second, the media workers' packet counters go to `/metrics`.

@@ -20,6 +20,7 @@ use crate::sip::transport::{Inbound, SipTransport};
 use crate::sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent, SipRequest};
 
 use super::AppContext;
+use super::calls::NewCall;
 use super::presence::Presence;
 
 /// Per-call state the loop keeps beside the endpoint's.
@@ -229,6 +230,7 @@ impl Signalling {
                 tracing::info!(call = call.0, ?reason, "call ended");
                 if let Some(mut cc) = self.calls.remove(&call) {
                     self.ctx.metrics.call_ended(end_outcome(reason));
+                    self.ctx.calls.call_ended(now, call, end_outcome(reason));
                     // Closing the session hands any recording back to the app.
                     cc.media.close();
                     if let Some(tx) = cc.signals.take()
@@ -348,6 +350,16 @@ impl Signalling {
         };
         tracing::info!(caller = %info.caller_number, called = %info.called_number, "incoming call");
         self.ctx.metrics.call_started();
+        self.ctx.calls.call_started(
+            now,
+            NewCall {
+                handle: call,
+                call_id: info.call_id.clone(),
+                from: info.caller_number.clone(),
+                to: info.called_number.clone(),
+            },
+            Some(media.handle()),
+        );
         self.calls.insert(
             call,
             CallControl {
@@ -404,6 +416,7 @@ impl Signalling {
                 }
             }
         }
+        self.ctx.calls.call_answered(now, call);
         let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         cc.signals = Some(signals_tx);
         let app_call = Call::new(

@@ -187,12 +187,7 @@ pub async fn login(
     }
     let configured = MailboxId::try_from(req.mailbox.as_str())
         .ok()
-        .and_then(|id| {
-            state
-                .config
-                .mailbox(id.as_str())
-                .map(|m| (id, m.pin.clone()))
-        });
+        .and_then(|id| state.mailboxes.get(id.as_str()).map(|m| (id, m.pin)));
     let security = state.security.clone();
     let pin = req.pin;
     let checked = tokio::task::spawn_blocking(move || match configured {

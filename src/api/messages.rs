@@ -14,8 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::{ApiState, blocking, json_rejection, query_rejection};
-use crate::config::MailboxConfig;
-use crate::store::{Folder, GreetingKind, MailboxId, MessageId, MessageMeta, Store};
+use crate::store::{Folder, MailboxId, MessageId, MessageMeta, Store};
 
 /// Default and largest page size.
 const DEFAULT_LIMIT: usize = 50;
@@ -23,128 +22,33 @@ const MAX_LIMIT: usize = 500;
 /// Audio is streamed in chunks of this size.
 const CHUNK: usize = 64 * 1024;
 
-/// Validates the box id (400), the caller's scope (403) and that the box
-/// is configured (404).
-pub(crate) fn mailbox_for<'s>(
-    state: &'s ApiState,
-    caller: &Caller,
-    raw: &str,
-) -> Result<(MailboxId, &'s MailboxConfig), ApiError> {
-    let id = MailboxId::try_from(raw)?;
-    caller.require(id.as_str())?;
-    let cfg = state
-        .config
-        .mailbox(id.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("no mailbox {id}")))?;
-    Ok((id, cfg))
-}
-
-#[derive(serde::Serialize)]
-struct MailboxView {
-    number: String,
-    name: String,
-    language: String,
-    email: Option<String>,
-    attach_audio: bool,
-    delete_after_email: bool,
-    timezone: String,
-    messages: Counts,
-    greetings: Greetings,
-}
-
-#[derive(serde::Serialize)]
-struct Counts {
-    inbox: usize,
-    old: usize,
-    saved: usize,
-}
-
-#[derive(serde::Serialize)]
-struct Greetings {
-    unavailable: bool,
-    busy: bool,
-    temp: bool,
-    name: bool,
-}
-
-fn mailbox_view(
-    state: &ApiState,
-    store: &Store,
-    cfg: &MailboxConfig,
-) -> Result<MailboxView, ApiError> {
-    let id = MailboxId::try_from(cfg.number.as_str())?;
-    let count = |f| store.list_messages(&id, f).map(|v| v.len());
-    let has = |k| store.has_greeting(&id, k);
-    Ok(MailboxView {
-        number: cfg.number.clone(),
-        name: cfg.name.clone(),
-        language: state.config.mailbox_language(cfg).to_owned(),
-        email: cfg.email.clone(),
-        attach_audio: cfg.attach_audio,
-        delete_after_email: cfg.delete_after_email,
-        timezone: cfg.timezone.clone(),
-        messages: Counts {
-            inbox: count(Folder::Inbox)?,
-            old: count(Folder::Old)?,
-            saved: count(Folder::Saved)?,
-        },
-        greetings: Greetings {
-            unavailable: has(GreetingKind::Unavailable)?,
-            busy: has(GreetingKind::Busy)?,
-            temp: has(GreetingKind::Temporary)?,
-            name: has(GreetingKind::Name)?,
-        },
-    })
-}
-
-/// `GET /api/v1/mailboxes`: the configured boxes the caller may see.
-pub async fn list_mailboxes(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let boxes = blocking(move || {
-        st.config
-            .mailboxes
-            .iter()
-            .filter(|m| caller.allows(&m.number))
-            .map(|m| mailbox_view(&st, &st.store, m))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?;
-    Ok(Json(serde_json::json!({ "mailboxes": boxes })).into_response())
-}
-
-/// `GET /api/v1/mailboxes/{box}`.
-pub async fn show_mailbox(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
-    let number = mailbox_for(&state, &caller, &raw)?.1.number.clone();
-    let st = state.clone();
-    let view = blocking(move || {
-        let cfg = st.config.mailbox(&number).expect("checked above");
-        mailbox_view(&st, &st.store, cfg)
-    })
-    .await?;
-    Ok(Json(view).into_response())
-}
+pub(crate) use super::mailboxes::mailbox_for;
+use super::mailboxes::member;
+use super::reading::{BoxReading, VoicemailType};
 
 /// A message as the API shows it.
 #[derive(serde::Serialize)]
 pub(crate) struct MessageView {
     #[serde(flatten)]
     meta: MessageMeta,
-    /// Not heard yet (still in the inbox).
+    /// Not heard yet (still in the inbox; in a shared box with per-member
+    /// read state, not heard by the asking member).
     unread: bool,
+    /// "personal", or "global" for a shared box's message.
+    voicemail_type: &'static str,
+    /// Shared box with per-member read state: the members who heard it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heard_by: Option<Vec<String>>,
     audio_url: String,
 }
 
 impl MessageView {
-    fn new(meta: MessageMeta) -> MessageView {
+    /// `meta` as `reading`'s reader sees it.
+    fn read_by(meta: MessageMeta, reading: &BoxReading) -> MessageView {
         MessageView {
-            unread: meta.folder == Folder::Inbox,
+            unread: reading.unread(&meta),
+            voicemail_type: reading.voicemail_type(),
+            heard_by: reading.heard_by(&meta),
             audio_url: format!(
                 "/api/v1/mailboxes/{}/messages/{}/audio",
                 meta.mailbox, meta.id
@@ -162,10 +66,13 @@ pub struct ListQuery {
     limit: Option<usize>,
     offset: Option<usize>,
     unread: Option<bool>,
+    /// personal (default): this box's; global: the shared boxes it is a
+    /// member of; all: both.
+    voicemail_type: Option<String>,
 }
 
-/// `GET /api/v1/mailboxes/{box}/messages?folder=&limit=&offset=&unread=`,
-/// newest first.
+/// `GET /api/v1/mailboxes/{box}/messages?folder=&limit=&offset=&unread=&voicemail_type=`,
+/// newest first; each message says its box and `voicemail_type`.
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -173,7 +80,19 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_rejection)?;
-    let (mailbox, _) = mailbox_for(&state, &caller, &raw)?;
+    let (mailbox, cfg) = mailbox_for(&state, &caller, &raw)?;
+    let kind = VoicemailType::parse(q.voicemail_type.as_deref())?;
+    // Each box listed, with the member its read state is seen by.
+    let mut sources = Vec::new();
+    if kind != VoicemailType::Global {
+        let who = member(&caller, Some(&cfg));
+        sources.push((cfg, who));
+    }
+    if kind != VoicemailType::Personal {
+        for shared in state.mailboxes.shared_with(mailbox.as_str()) {
+            sources.push((shared, Some(mailbox.as_str().to_owned())));
+        }
+    }
     let folder_name = q.folder.unwrap_or_else(|| "inbox".to_owned());
     let folders: Vec<Folder> = if folder_name == "all" {
         Folder::ALL.to_vec()
@@ -197,29 +116,32 @@ pub async fn list(
     }
     let offset = q.offset.unwrap_or(0);
     let store = state.store.clone();
-    let mb = mailbox.clone();
     let mut all = blocking(move || {
         let mut all = Vec::new();
-        for f in folders {
-            all.extend(store.list_messages(&mb, f)?);
+        for (cfg, who) in sources {
+            let mb = MailboxId::try_from(cfg.number.as_str())?;
+            let reading = BoxReading::load(&store, &cfg, who)?;
+            for f in &folders {
+                for m in store.list_messages(&mb, *f)? {
+                    all.push(MessageView::read_by(m, &reading));
+                }
+            }
         }
         Ok(all)
     })
     .await?;
     if let Some(unread) = q.unread {
-        all.retain(|m| (m.folder == Folder::Inbox) == unread);
+        all.retain(|m| m.unread == unread);
     }
     // Ids start with the UTC time, so this is newest first.
-    all.sort_by(|a, b| b.id.cmp(&a.id));
+    all.sort_by(|a, b| {
+        (&b.meta.id, &b.meta.mailbox).cmp(&(&a.meta.id, &a.meta.mailbox))
+    });
     let total = all.len();
-    let page: Vec<MessageView> = all
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(MessageView::new)
-        .collect();
+    let page: Vec<MessageView> = all.into_iter().skip(offset).take(limit).collect();
     Ok(Json(serde_json::json!({
         "mailbox": mailbox.as_str(),
+        "voicemail_type": kind.as_str(),
         "folder": folder_name,
         "total": total,
         "offset": offset,
@@ -263,10 +185,17 @@ pub async fn show(
     caller: Caller,
     Path((raw_box, raw_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    let (mailbox, cfg) = mailbox_for(&state, &caller, &raw_box)?;
+    let id = MessageId::try_from(raw_id.as_str())?;
+    let who = member(&caller, Some(&cfg));
     let store = state.store.clone();
-    let meta = blocking(move || find(&store, &mailbox, &id)).await?;
-    Ok(Json(MessageView::new(meta)).into_response())
+    let view = blocking(move || {
+        let meta = find(&store, &mailbox, &id)?;
+        let reading = BoxReading::load(&store, &cfg, who)?;
+        Ok(MessageView::read_by(meta, &reading))
+    })
+    .await?;
+    Ok(Json(view).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -314,27 +243,40 @@ fn target_folder(current: Folder, patch: &Patch) -> Result<Folder, ApiError> {
 }
 
 /// `PATCH /api/v1/mailboxes/{box}/messages/{id}` with `{"folder": ...}`
-/// and/or `{"read": bool}`.
+/// and/or `{"read": bool}`. A member of a shared box with per-member read
+/// state marks it read or unread for themselves only; a folder move is
+/// for everyone.
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
     Path((raw_box, raw_id)): Path<(String, String)>,
     body: Result<Json<Patch>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
+    let (mailbox, cfg) = mailbox_for(&state, &caller, &raw_box)?;
+    let id = MessageId::try_from(raw_id.as_str())?;
     let Json(patch) = body.map_err(json_rejection)?;
+    let who = member(&caller, Some(&cfg));
     let store = state.store.clone();
-    let (before, after) = blocking(move || {
+    let (before, after, reading, heard) = blocking(move || {
         let before = find(&store, &mailbox, &id)?;
+        let reading = BoxReading::load(&store, &cfg, who)?;
+        if let (Some(member), None, Some(read)) = (reading.member(), &patch.folder, patch.read) {
+            let heard = store.set_heard(&mailbox, &id, member, read)?;
+            let reading = BoxReading::load(&store, &cfg, Some(member.to_owned()))?;
+            let heard = Some((member.to_owned(), heard.into_iter().collect::<Vec<_>>()));
+            return Ok((before.clone(), before, reading, heard));
+        }
         let to = target_folder(before.folder, &patch)?;
         let after = store.move_message(&mailbox, before.folder, to, &id)?;
-        Ok((before, after))
+        Ok((before, after, reading, None))
     })
     .await?;
-    if before.folder != after.folder {
+    if let Some((member, heard_by)) = heard {
+        state.events.member_read_state(&after, &member, heard_by);
+    } else if before.folder != after.folder {
         state.events.message_updated(&after, Some(before.folder));
     }
-    Ok(Json(MessageView::new(after)).into_response())
+    Ok(Json(MessageView::read_by(after, &reading)).into_response())
 }
 
 /// `DELETE /api/v1/mailboxes/{box}/messages/{id}`.

@@ -14,7 +14,9 @@ pub mod error;
 mod greetings;
 mod inbox;
 mod messages;
+mod mailboxes;
 pub mod metrics;
+mod reading;
 pub mod openapi;
 mod sse;
 
@@ -37,7 +39,7 @@ pub use metrics::{Metrics, RtpDirection};
 use crate::config::Config;
 use crate::notify::EventBus;
 use crate::server::calls::CallRegistry;
-use crate::store::{SecurityStore, Store, StoreError};
+use crate::store::{MailboxDirectory, SecurityStore, Store, StoreError};
 
 /// Largest greeting upload accepted by default (413 beyond).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -50,7 +52,10 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub config: Arc<Config>,
+    /// config.toml as loaded (tokens); mailboxes come from `mailboxes`.
     pub store: Store,
+    /// The boxes in force, which the API creates, changes and deletes.
+    pub mailboxes: Arc<MailboxDirectory>,
     pub security: SecurityStore,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
@@ -74,6 +79,7 @@ impl ApiState {
         let security = SecurityStore::for_store(&store)?;
         Ok(ApiState {
             config,
+            mailboxes: Arc::new(MailboxDirectory::from_config(config.clone(), store.clone())),
             store,
             security,
             events,
@@ -94,6 +100,13 @@ impl ApiState {
     }
 
     /// Uses the server's call registry for `/api/v1/calls`.
+    /// Uses `mailboxes` (share the server's, so a box created here is
+    /// reachable by phone at once).
+    pub fn with_mailboxes(mut self, mailboxes: Arc<MailboxDirectory>) -> ApiState {
+        self.mailboxes = mailboxes;
+        self
+    }
+
     pub fn with_calls(mut self, calls: Arc<CallRegistry>) -> ApiState {
         self.calls = calls;
         self
@@ -112,8 +125,16 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
-        .route("/mailboxes", get(messages::list_mailboxes))
-        .route("/mailboxes/{mailbox}", get(messages::show_mailbox))
+        .route(
+            "/mailboxes",
+            get(mailboxes::list_mailboxes).post(mailboxes::create),
+        )
+        .route(
+            "/mailboxes/{mailbox}",
+            get(mailboxes::show_mailbox)
+                .patch(mailboxes::update)
+                .delete(mailboxes::delete),
+        )
         .route("/mailboxes/{mailbox}/messages", get(messages::list))
         .route(
             "/mailboxes/{mailbox}/messages/{id}",

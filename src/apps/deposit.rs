@@ -332,28 +332,48 @@ impl<C: CallApi> Deposit<'_, '_, C> {
     /// The boxes that can take a message. With no maximum every box can; a
     /// box whose count cannot be read is not refused a message.
     async fn not_full(&self, boxes: Vec<MailboxId>) -> Vec<MailboxId> {
-        let Some(max) = self.target.max_messages else {
-            return boxes;
-        };
+        // The node's maximum and the box's own (`max_messages`): the lower.
+        let limits: Vec<(MailboxId, Option<u32>)> = boxes
+            .into_iter()
+            .map(|b| {
+                let own = self
+                    .ctx
+                    .config
+                    .mailbox(b.as_str())
+                    .and_then(|m| m.max_messages);
+                let max = match (own, self.target.max_messages) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (b, max)
+            })
+            .collect();
+        if limits.iter().all(|(_, max)| max.is_none()) {
+            return limits.into_iter().map(|(b, _)| b).collect();
+        }
         let store = self.ctx.store.clone();
         let checked = blocking(move || {
-            let mut out = Vec::with_capacity(boxes.len());
-            for b in boxes {
+            let mut out = Vec::with_capacity(limits.len());
+            for (b, max) in limits {
+                let Some(max) = max else {
+                    out.push((b, Ok(0), 0));
+                    continue;
+                };
                 let count = Folder::ALL
                     .into_iter()
                     .filter(|f| *f != Folder::Saved)
                     .map(|f| store.list_messages(&b, f).map(|m| m.len()))
                     .sum::<Result<usize, StoreError>>();
-                out.push((b, count));
+                out.push((b, count, max));
             }
             Ok(out)
         })
         .await
         .unwrap_or_default();
         let mut open = Vec::new();
-        for (b, count) in checked {
+        for (b, count, max) in checked {
             match count {
-                Ok(n) if n >= max as usize => {
+                Ok(n) if max > 0 && n >= max as usize => {
                     tracing::info!(mailbox = %b, messages = n, max, "mailbox full; not deposited into");
                 }
                 Ok(_) => open.push(b),
@@ -450,8 +470,15 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             }
         };
         let vm = &self.ctx.config.voicemail;
+        // The box's own limit (`max_message_seconds`) wins over the server's.
+        let max_seconds = self
+            .ctx
+            .config
+            .mailbox(mailbox.as_str())
+            .and_then(|m| m.max_message_seconds)
+            .unwrap_or(vm.max_message_seconds);
         let options = RecordOptions {
-            max_samples: u64::from(vm.max_message_seconds) * 8000,
+            max_samples: u64::from(max_seconds) * 8000,
             silence_timeout_samples: u64::from(vm.silence_timeout_seconds) * 8000,
             silence_threshold: vm.silence_threshold,
             stop_digits: "#".into(),
@@ -1141,6 +1168,34 @@ name = "Carmen"
         assert!(!call.is_hung_up());
         assert_eq!(f.inbox("1001").len(), 1);
         assert!(f.saved().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_box_keeps_its_own_limits() {
+        let mut f = fx();
+        let b = f.config.mailboxes.iter_mut().find(|m| m.number == "1001");
+        let b = b.unwrap();
+        b.max_messages = Some(1);
+        b.max_message_seconds = Some(2);
+        // Room for one: the recording stops at the box's 2 s, not [voicemail]'s.
+        let (result, call) = f.call(&target(&["1001"]), vec![speak(5.0)]).await;
+        assert_eq!(result, VmResult::Done);
+        let Some(Action::Recorded { samples, reason }) = call
+            .log
+            .iter()
+            .find(|a| matches!(a, Action::Recorded { .. }))
+        else {
+            panic!("nothing recorded: {:?}", call.log);
+        };
+        assert_eq!((*samples, *reason), (16000, StopReason::MaxLength));
+        // Now the box is full, whatever the node says.
+        let (result, call) = f.call(&target(&["1001"]), vec![speak(2.0)]).await;
+        assert_eq!(result, VmResult::Full);
+        assert_eq!(recordings(&call), 0);
+        let mut t = target(&["1001"]);
+        t.max_messages = Some(5);
+        assert_eq!(f.call(&t, vec![speak(2.0)]).await.0, VmResult::Full);
+        assert_eq!(f.inbox("1001").len(), 1);
     }
 
     #[tokio::test]

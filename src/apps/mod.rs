@@ -57,8 +57,11 @@ impl Apps for ServerApps {
     async fn voicemail<C: CallApi>(&mut self, call: &mut C, target: &VoicemailTarget) -> VmResult {
         let ctx = &self.ctx;
         let (metrics, calls, store) = (ctx.metrics.clone(), ctx.calls.clone(), ctx.store.clone());
+        // The boxes as they are now: one created through the API a moment
+        // ago takes messages.
+        let config = ctx.mailboxes.config();
         let dctx = deposit::DepositContext::new(
-            &ctx.config,
+            &config,
             ctx.store.clone(),
             ctx.prompts.clone(),
             ctx.beep.clone(),
@@ -85,7 +88,7 @@ impl Apps for ServerApps {
                     && self
                         .caller_box
                         .as_deref()
-                        .and_then(|b| self.ctx.config.mailbox(b))
+                        .and_then(|b| self.ctx.mailboxes.get(b))
                         .is_some_and(|m| !m.ask_password);
                 retrieval::Access::Own {
                     mailbox: self.caller_box.clone(),
@@ -94,8 +97,9 @@ impl Apps for ServerApps {
             }
         };
         let ctx = &self.ctx;
+        let config = ctx.mailboxes.config();
         let rctx = retrieval::RetrievalContext::new(
-            &ctx.config,
+            &config,
             ctx.store.clone(),
             ctx.prompts.clone(),
             ctx.beep.clone(),

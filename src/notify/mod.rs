@@ -14,7 +14,7 @@ pub use events::{Event, EventBus, EventKind};
 pub use webhook::RetryPolicy;
 
 use crate::config::{Config, MailboxConfig};
-use crate::store::{Folder, MailboxId, MessageId, MessageMeta, Store};
+use crate::store::{Folder, MailboxDirectory, MailboxId, MessageId, MessageMeta, Store};
 
 /// Deliveries (webhooks and emails) in flight at once; the rest wait.
 const MAX_IN_FLIGHT: usize = 32;
@@ -30,6 +30,8 @@ pub enum NotifyError {
 /// Webhooks and email for every event on the bus.
 pub struct Notifier {
     config: Arc<Config>,
+    /// The boxes in force (API-created ones included); config's otherwise.
+    mailboxes: Option<Arc<MailboxDirectory>>,
     store: Store,
     events: EventBus,
     retry: RetryPolicy,
@@ -57,12 +59,20 @@ impl Notifier {
         }
         Ok(Notifier {
             config,
+            mailboxes: None,
             store,
             events,
             retry: RetryPolicy::default(),
             http,
             mailer,
         })
+    }
+
+    /// Takes each box's email settings from `mailboxes` as they are when
+    /// a message arrives, so boxes created or changed through the API count.
+    pub fn with_mailboxes(mut self, mailboxes: Arc<MailboxDirectory>) -> Notifier {
+        self.mailboxes = Some(mailboxes);
+        self
     }
 
     /// Replaces the retry policy (webhooks and email).
@@ -121,7 +131,12 @@ impl Notifier {
         }
         if event.event.is_created()
             && self.mailer.is_some()
-            && let Some(mailbox) = self.config.mailbox(&event.mailbox)
+            && let Some(mailbox) = self
+                .mailboxes
+                .as_ref()
+                .map_or_else(|| self.config.clone(), |d| d.config())
+                .mailbox(&event.mailbox)
+                .cloned()
             && mailbox.email.is_some()
         {
             let this = self.clone();

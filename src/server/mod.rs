@@ -20,11 +20,14 @@ use crate::media::tone;
 use crate::notify::{EventBus, Notifier};
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::transport::SipTransport;
-use crate::store::{MailboxId, SecurityStore, Store};
+use crate::store::{MailboxDirectory, MailboxId, SecurityStore, Store};
 
 /// What every call's application needs, shared.
 pub struct AppContext {
+    /// config.toml as loaded; per-box settings come from `mailboxes`.
     pub config: Arc<Config>,
+    /// The boxes in force (config.toml overlaid by the store's files).
+    pub mailboxes: Arc<MailboxDirectory>,
     pub store: Store,
     pub prompts: PromptCache,
     pub beep: Pcm,
@@ -73,7 +76,14 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         }
         Err(e) => tracing::error!(error = %e, "spool recovery failed"),
     }
-    for mb in &config.mailboxes {
+    let config = Arc::new(config);
+    // A bad mailbox.toml stops the start, like a bad config.toml: each
+    // error names its file and line.
+    let mailboxes = Arc::new(
+        MailboxDirectory::load(config.clone(), store.clone())
+            .map_err(|e| anyhow::anyhow!("invalid mailbox settings:\n{e}"))?,
+    );
+    for mb in &mailboxes.config().mailboxes {
         let id = MailboxId::try_from(mb.number.as_str())
             .with_context(|| format!("mailbox number {}", mb.number))?;
         store.ensure_mailbox(&id)?;
@@ -91,8 +101,11 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
     let plan = Arc::new(DialPlanHandle::new(plan));
     let security = SecurityStore::for_store(&store).context("opening the PIN store")?;
     let events = EventBus::new();
+    let shared = mailboxes.clone();
+    events.set_shared_boxes(Arc::new(move |b: &str| {
+        shared.config().mailbox(b).is_some_and(|m| m.shared)
+    }));
     let metrics = Arc::new(Metrics::new());
-    let config = Arc::new(config);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -109,7 +122,8 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
     )
     .context("starting the HTTP API")?
     .with_security(security.clone())
-    .with_calls(call_registry.clone());
+    .with_calls(call_registry.clone())
+    .with_mailboxes(mailboxes.clone());
     let http_addr = http_listen.unwrap_or(config.http.listen);
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -122,6 +136,7 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
     });
     let _notifier = Notifier::new(config.clone(), store.clone(), events.clone())
         .context("starting notifications")?
+        .with_mailboxes(mailboxes.clone())
         .spawn();
     // Dial plans reload on change and on SIGHUP; calls keep the plan they started with.
     let _watcher = match dialplan::watch(
@@ -162,6 +177,7 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
 
     let ctx = Arc::new(AppContext {
         config,
+        mailboxes,
         store,
         prompts,
         beep: Pcm::from(tone::beep()),

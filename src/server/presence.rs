@@ -118,6 +118,28 @@ impl Presence {
             .set_identity(self.public_address, self.user_agent.clone());
     }
 
+    /// The set of boxes changed (created or deleted through the API). A
+    /// box that is gone tells its watchers nothing waits any more, then its
+    /// subscriptions are dropped.
+    pub fn set_mailboxes(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        store: &Store,
+        boxes: HashSet<String>,
+    ) {
+        let removed: Vec<String> = self.boxes.difference(&boxes).cloned().collect();
+        for b in &removed {
+            self.mailbox_changed(now, endpoint, store, b);
+        }
+        self.boxes = boxes;
+        let boxes = &self.boxes;
+        self.mwi.retain_mailboxes(|b| boxes.contains(b));
+        if !removed.is_empty() {
+            self.mark_dirty(now);
+        }
+    }
+
     /// The state file's path.
     pub fn state_path(&self) -> &Path {
         &self.path

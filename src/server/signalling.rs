@@ -54,6 +54,8 @@ pub struct Signalling {
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Registrar and message-waiting subscriptions.
     presence: Presence,
+    /// The mailbox directory's generation the presence knows.
+    mailboxes_seen: u64,
 }
 
 impl Signalling {
@@ -69,8 +71,10 @@ impl Signalling {
             delegate_register_subscribe: true,
             ..EndpointConfig::default()
         });
-        let presence = Presence::new(&ctx.config, ctx.store.root());
+        let mailboxes_seen = ctx.mailboxes.generation();
+        let presence = Presence::new(&ctx.mailboxes.config(), ctx.store.root());
         Signalling {
+            mailboxes_seen,
             ctx,
             endpoint,
             transport,
@@ -121,7 +125,7 @@ impl Signalling {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "message events missed; recounting every box");
-                        for mb in &self.ctx.config.mailboxes {
+                        for mb in &self.ctx.mailboxes.config().mailboxes {
                             self.presence.mailbox_changed(Instant::now(), &mut self.endpoint, &self.ctx.store, &mb.number);
                         }
                     }
@@ -133,8 +137,29 @@ impl Signalling {
                     self.presence.tick(now, &mut self.endpoint);
                 }
             }
+            self.sync_mailboxes();
             self.flush();
         }
+    }
+
+    /// A box was created or deleted through the API: lamps and
+    /// subscriptions follow (after this loop turn's events were counted).
+    fn sync_mailboxes(&mut self) {
+        let generation = self.ctx.mailboxes.generation();
+        if generation == self.mailboxes_seen {
+            return;
+        }
+        self.mailboxes_seen = generation;
+        let boxes = self
+            .ctx
+            .mailboxes
+            .config()
+            .mailboxes
+            .iter()
+            .map(|m| m.number.clone())
+            .collect();
+        self.presence
+            .set_mailboxes(Instant::now(), &mut self.endpoint, &self.ctx.store, boxes);
     }
 
     /// Send what the endpoint produced and act on its events, until quiet.
@@ -264,7 +289,7 @@ impl Signalling {
         // A PBX forwarding busy/no-answer says for whom (Diversion,
         // History-Info, RFC 4458): that box, whatever number was dialed.
         let diversion = crate::dialplan::diverted_target(&req.uri, &req.headers)
-            .filter(|d| self.ctx.config.mailbox(&d.mailbox).is_some());
+            .filter(|d| self.ctx.mailboxes.get(&d.mailbox).is_some());
         let Some(entry) = plan.route_call(&called, diversion) else {
             tracing::info!(%called, "no route for this number");
             self.refuse(now, call, 404, "Not Found");
@@ -276,6 +301,16 @@ impl Signalling {
             self.ctx.metrics.call_finished("redirected");
             return;
         }
+        // A deposit into no existing box (one deleted through the API, a
+        // number nobody has) is refused before answering.
+        if let Some(boxes) = deposit_mailboxes(&plan, &entry, &caller, jiff::Timestamp::now()) {
+            let config = self.ctx.mailboxes.config();
+            if !boxes.iter().any(|b| config.mailbox(b).is_some()) {
+                tracing::info!(?boxes, "deposit into no existing mailbox");
+                self.refuse(now, call, 404, "Not Found");
+                return;
+            }
+        }
         // *98 finds the caller's own box: the registered (authenticated)
         // user this call comes from, else the caller id if it is a box.
         let registered = self
@@ -283,7 +318,7 @@ impl Signalling {
             .caller_mailbox_for(peer.remote, req.from_user.as_deref());
         let trusted = registered.is_some();
         let caller_box =
-            registered.or_else(|| self.ctx.config.mailbox(&caller).map(|m| m.number.clone()));
+            registered.or_else(|| self.ctx.mailboxes.get(&caller).map(|m| m.number));
         let route = apps::Route {
             plan,
             entry,
@@ -553,4 +588,30 @@ mod tests {
         );
         assert_eq!(dtmf_from_info(None, b"5"), None);
     }
+}
+
+/// When a call's flow, before anything is played, is a `voicemail` node
+/// (possibly behind `goto`, `language` and `schedule` nodes): the boxes it
+/// deposits into.
+fn deposit_mailboxes(
+    plan: &crate::dialplan::DialPlan,
+    entry: &crate::dialplan::RouteMatch,
+    caller: &str,
+    now: jiff::Timestamp,
+) -> Option<Vec<String>> {
+    use crate::dialplan::NodeKind;
+    let vars = crate::dialplan::model::Vars::for_call(entry, caller);
+    let mut name = entry.node.as_str();
+    for _ in 0..64 {
+        match &plan.nodes.get(name)?.kind {
+            NodeKind::Goto(g) => name = &g.target,
+            NodeKind::Language(l) => name = &l.next,
+            NodeKind::Schedule(s) => name = s.target_at(now),
+            NodeKind::Voicemail(v) => {
+                return Some(v.mailboxes.iter().map(|t| t.render(&vars)).collect());
+            }
+            _ => return None,
+        }
+    }
+    None
 }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::{ApiState, blocking, json_rejection, query_rejection};
+use crate::audio::AudioFormat;
 use crate::store::{Folder, MailboxId, MessageId, MessageMeta, Store};
 
 /// Default and largest page size.
@@ -357,8 +358,10 @@ pub(crate) fn parse_range(header: Option<&str>, len: u64) -> ByteRange {
     }
 }
 
-/// `GET /api/v1/mailboxes/{box}/messages/{id}/audio?format=wav`, with
-/// `Range` support (206 / 416).
+/// `GET /api/v1/mailboxes/{box}/messages/{id}/audio?format=wav|mp3`, with
+/// `Range` support (206 / 416). The stored file is served when the box
+/// keeps that format, else the other one is transcoded; without `format`,
+/// the message's first stored format (WAV when kept).
 pub async fn audio(
     State(state): State<ApiState>,
     caller: Caller,
@@ -368,54 +371,123 @@ pub async fn audio(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_rejection)?;
     let (mailbox, id) = ids(&state, &caller, &raw_box, &raw_id)?;
-    match q.format.as_deref() {
-        None | Some("wav") => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(
+    let wanted = match q.format.as_deref() {
+        None => None,
+        Some(raw) => Some(AudioFormat::parse(raw).ok_or_else(|| {
+            ApiError::bad_request(
                 "unsupported_format",
                 format!(
-                    "format {:?} is not available: messages are stored as wav",
-                    super::truncate(other, 16)
+                    "unknown audio format {:?}: expected wav or mp3",
+                    super::truncate(raw, 16)
                 ),
-            ));
-        }
-    }
+            )
+        })?),
+    };
     let store = state.store.clone();
-    let path = blocking(move || {
+    let found = blocking(move || {
         for folder in Folder::ALL {
-            if let Ok(p) = store.message_audio_path(&mailbox, folder, &id) {
-                return Ok(p);
+            let Some(stored) = store.stored_format(&mailbox, folder, &id) else {
+                continue;
+            };
+            let format = wanted.unwrap_or(stored.primary());
+            if let Some(path) = store.message_audio_file(&mailbox, folder, &id, format) {
+                return Ok((format, AudioSource::File(path)));
             }
+            if !format.can_encode() {
+                return Err(ApiError::bad_request(
+                    "unsupported_format",
+                    format!(
+                        "this message is not stored as {format}, and this voxmail was built \
+                         without MP3 encoding (the `mp3` feature)"
+                    ),
+                ));
+            }
+            let bytes = store.message_audio_bytes(&mailbox, folder, &id, format)?;
+            return Ok((format, AudioSource::Memory(bytes::Bytes::from(bytes))));
         }
         Err(ApiError::not_found(format!(
             "no message {id} in mailbox {mailbox}"
         )))
     })
     .await?;
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        // Moved or deleted since we looked.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found("the message is gone"));
-        }
-        Err(e) => return Err(ApiError::internal("cannot open message audio", e)),
-    };
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::internal("cannot stat message audio", e))?
-        .len();
+    let (format, source) = found;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, count) = match parse_range(range, len) {
-        ByteRange::Full => (StatusCode::OK, 0, len),
-        ByteRange::Partial(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
-        ByteRange::Unsatisfiable => return Err(ApiError::range_not_satisfiable(len)),
+    let (status, body, start, count, len) = match source {
+        AudioSource::File(path) => {
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                // Moved or deleted since we looked.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ApiError::not_found("the message is gone"));
+                }
+                Err(e) => return Err(ApiError::internal("cannot open message audio", e)),
+            };
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| ApiError::internal("cannot stat message audio", e))?
+                .len();
+            let (status, start, count) = byte_window(range, len)?;
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| ApiError::internal("cannot seek in message audio", e))?;
+            }
+            (status, file_body(file, count), start, count, len)
+        }
+        AudioSource::Memory(bytes) => {
+            let len = bytes.len() as u64;
+            let (status, start, count) = byte_window(range, len)?;
+            let part = bytes.slice(start as usize..(start + count) as usize);
+            (status, Body::from(part), start, count, len)
+        }
     };
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::internal("cannot seek in message audio", e))?;
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "inline; filename=\"{raw_id}.{}\"",
+        format.extension()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let v = format!("bytes {start}-{}/{len}", start + count - 1);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&v).expect("ASCII"),
+        );
+    }
+    Ok(resp)
+}
+
+/// Where a download's bytes come from: the stored file, or a transcoding.
+enum AudioSource {
+    File(std::path::PathBuf),
+    Memory(bytes::Bytes),
+}
+
+/// Status, first byte and byte count for a `Range` header over `len`.
+fn byte_window(range: Option<&str>, len: u64) -> Result<(StatusCode, u64, u64), ApiError> {
+    match parse_range(range, len) {
+        ByteRange::Full => Ok((StatusCode::OK, 0, len)),
+        ByteRange::Partial(s, e) => Ok((StatusCode::PARTIAL_CONTENT, s, e - s + 1)),
+        ByteRange::Unsatisfiable => Err(ApiError::range_not_satisfiable(len)),
+    }
+}
+
+/// `count` bytes of `file` from where it stands, streamed in chunks.
+fn file_body(file: tokio::fs::File, count: u64) -> Body {
     let stream = futures_util::stream::unfold((file, count), |(mut file, left)| async move {
         if left == 0 {
             return None;
@@ -430,27 +502,7 @@ pub async fn audio(
             Err(e) => Some((Err(e), (file, 0))),
         }
     });
-    let mut resp = Response::new(Body::from_stream(stream));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{raw_id}.wav\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        let v = format!("bytes {start}-{}/{len}", start + count - 1);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&v).expect("ASCII"),
-        );
-    }
-    Ok(resp)
+    Body::from_stream(stream)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`. Store calls (blocking
 //! file I/O) run on tokio's blocking pool.
 
+mod audio_messages;
 pub mod auth;
 pub mod calls;
 pub mod error;
@@ -155,6 +156,15 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/calls", get(calls::list))
         .route("/calls/{call_id}", get(calls::show))
+        .route("/audio-messages", get(audio_messages::list))
+        .route(
+            "/audio-messages/{name}",
+            get(audio_messages::get)
+                .put(audio_messages::put)
+                .delete(audio_messages::delete)
+                .layer(upload_limit),
+        )
+        .route("/audio-messages/{name}/tts", post(audio_messages::tts))
         .route("/events", get(sse::events))
         .route("/openapi.json", get(openapi::handler));
     Router::new()

@@ -12,6 +12,7 @@
 pub mod format;
 #[cfg(feature = "mp3")]
 pub mod mp3;
+pub mod tts;
 pub mod wav;
 
 pub use format::{AudioFormat, StorageFormat};

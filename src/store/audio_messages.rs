@@ -8,8 +8,9 @@
 //! Names are 1-64 characters of `[0-9A-Za-z_-]`, so a name can never be a
 //! path, a hidden file or a temp file. Writes are atomic (a hidden temp file,
 //! fsync, rename, fsync of the directory): a player sees the old recording
-//! or the new one, never half of one. Decoding uploads of other formats and
-//! rates is the API's business; the store only holds 8 kHz WAV.
+//! or the new one, never half of one. Uploads and text-to-speech are
+//! decoded and resampled by `crate::audio` before they get here; the store
+//! only holds 8 kHz WAV.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader};
@@ -116,6 +117,22 @@ impl Store {
                     Ok(None)
                 }
             },
+        }
+    }
+
+    /// The length of a stored audio message in samples, from its WAV
+    /// header; `Ok(None)` when there is none or its file is not the
+    /// store's format (it then plays through the decoder, see
+    /// [`Store::load_audio_message`]).
+    pub fn audio_message_samples(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.audio_message_path_of(name)?;
+        if !fsutil::exists(&path)? {
+            return Ok(None);
+        }
+        match fsutil::wav_samples(&path) {
+            Ok(n) => Ok(Some(n)),
+            Err(StoreError::Io { path, source }) => Err(StoreError::Io { path, source }),
+            Err(_) => Ok(None),
         }
     }
 

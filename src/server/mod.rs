@@ -83,6 +83,16 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         MailboxDirectory::load(config.clone(), store.clone())
             .map_err(|e| anyhow::anyhow!("invalid mailbox settings:\n{e}"))?,
     );
+    // New messages are kept in each box's `format` as of now (weak: the
+    // directory holds the store).
+    let formats = Arc::downgrade(&mailboxes);
+    store.set_storage_formats(Arc::new(move |id: &MailboxId| {
+        formats
+            .upgrade()
+            .and_then(|d| d.get(id.as_str()))
+            .map(|m| m.storage_format)
+            .unwrap_or_default()
+    }));
     for mb in &mailboxes.config().mailboxes {
         let id = MailboxId::try_from(mb.number.as_str())
             .with_context(|| format!("mailbox number {}", mb.number))?;

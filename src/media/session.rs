@@ -339,6 +339,7 @@ impl RtpSession {
         }
         self.stop_playback(events);
         self.stop_recording(StopReason::Stopped, events);
+        self.stats.closed = true;
     }
 
     /// One 20 ms step when the socket was read just before: record what

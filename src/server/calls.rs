@@ -38,6 +38,9 @@ const SETTLE: Duration = Duration::from_secs(5);
 #[serde(rename_all = "lowercase")]
 pub enum CallState {
     Active,
+    /// Signalling is over; the media worker has not yet published the
+    /// final counters (normally a few milliseconds).
+    Ending,
     Ended,
 }
 
@@ -325,10 +328,10 @@ impl CallRegistry {
             call_id: e.call_id.clone(),
             from: e.from.clone(),
             to: e.to.clone(),
-            state: if e.ended.is_some() {
-                CallState::Ended
-            } else {
-                CallState::Active
+            state: match e.ended {
+                None => CallState::Active,
+                Some(_) if e.last.closed || e.media.is_none() => CallState::Ended,
+                Some(_) => CallState::Ending,
             },
             started_at: self.wall(e.started),
             answered_at: e.answered.map(|t| self.wall(t)),

@@ -129,6 +129,8 @@ pub struct SessionStats {
     /// Digits by source, indexed by [`DtmfSource::index`].
     pub dtmf_by_source: [u64; DtmfSource::COUNT],
     pub dtmf_digits: DtmfLog,
+    /// The session has closed: these counts are final.
+    pub closed: bool,
 }
 
 impl SessionStats {

@@ -143,7 +143,9 @@ fn close_flushes_jitter_buffer_into_the_recording() {
             &mut ev,
         );
     }
+    assert!(!s.stats().closed);
     s.close(&mut ev);
+    assert!(s.stats().closed, "counts are final after close");
     match ev.pop() {
         Some(SessionEvent::RecordingStopped {
             writer,

@@ -1,5 +1,6 @@
 //! Email on a new message: templated subject and body in the box's time
-//! zone, the WAV attached if the box asks for it, sent over SMTP (lettre).
+//! zone, the audio attached as WAV or MP3 (the box's `attach_format`) if
+//! the box asks for it, sent over SMTP (lettre).
 
 use std::time::Duration;
 
@@ -8,8 +9,9 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+use crate::audio::AudioFormat;
 use crate::config::{MailboxConfig, SmtpConfig, render_template};
-use crate::store::MessageMeta;
+use crate::store::{Folder, MailboxId, MessageId, MessageMeta, Store};
 
 /// An SMTP client for one `[smtp]` section.
 pub type Mailer = AsyncSmtpTransport<Tokio1Executor>;
@@ -115,18 +117,63 @@ pub fn render(
     Ok((subject, body))
 }
 
-/// The attachment's file name.
-pub fn attachment_name(meta: &MessageMeta) -> String {
-    format!("voicemail-{}-{}.wav", meta.mailbox, meta.id)
+/// A message's audio, ready to attach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioAttachment {
+    pub format: AudioFormat,
+    pub bytes: Vec<u8>,
 }
 
-/// Builds the notification for `meta` to `to`, with `wav` attached if given.
+/// The message's audio as `format`: the stored file, or the stored one
+/// transcoded. If that fails (an MP3 asked of a build without the encoder),
+/// the stored file is attached as it is rather than nothing. Blocking.
+pub fn read_attachment(
+    store: &Store,
+    mailbox: &MailboxId,
+    folder: Folder,
+    id: &MessageId,
+    format: AudioFormat,
+) -> Result<AudioAttachment, String> {
+    match store.message_audio_bytes(mailbox, folder, id, format) {
+        Ok(bytes) => Ok(AudioAttachment { format, bytes }),
+        Err(e) => {
+            let stored = store
+                .stored_format(mailbox, folder, id)
+                .ok_or("message gone")?
+                .primary();
+            if stored == format {
+                return Err(e.to_string());
+            }
+            tracing::warn!(%mailbox, %id, error = %e, "attaching the stored {stored} instead of {format}");
+            let bytes = store
+                .message_audio_bytes(mailbox, folder, id, stored)
+                .map_err(|e| e.to_string())?;
+            Ok(AudioAttachment {
+                format: stored,
+                bytes,
+            })
+        }
+    }
+}
+
+/// The attachment's file name.
+pub fn attachment_name(meta: &MessageMeta, format: AudioFormat) -> String {
+    format!(
+        "voicemail-{}-{}.{}",
+        meta.mailbox,
+        meta.id,
+        format.extension()
+    )
+}
+
+/// Builds the notification for `meta` to `to`, with `audio` attached if
+/// given.
 pub fn build_message(
     smtp: &SmtpConfig,
     mailbox: &MailboxConfig,
     to: &str,
     meta: &MessageMeta,
-    wav: Option<Vec<u8>>,
+    audio: Option<AudioAttachment>,
 ) -> Result<Message, EmailError> {
     let from: Mailbox = parse_mailbox(&smtp.from, Some("voxmail"))?;
     let to_name = (!mailbox.name.is_empty()).then_some(mailbox.name.as_str());
@@ -140,13 +187,13 @@ pub fn build_message(
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(body);
-    let message = match wav {
-        Some(bytes) => {
-            let wav_type = ContentType::parse("audio/wav").expect("valid MIME type");
+    let message = match audio {
+        Some(AudioAttachment { format, bytes }) => {
+            let mime = ContentType::parse(format.content_type()).expect("valid MIME type");
             builder.multipart(
                 MultiPart::mixed()
                     .singlepart(text)
-                    .singlepart(Attachment::new(attachment_name(meta)).body(bytes, wav_type)),
+                    .singlepart(Attachment::new(attachment_name(meta, format)).body(bytes, mime)),
             )?
         }
         None => builder.singlepart(text)?,
@@ -277,6 +324,28 @@ mod tests {
     }
 
     #[test]
+    fn mp3_attachments_are_named_and_typed_as_mp3() {
+        let built = build_message(
+            &smtp(),
+            &mailbox("UTC"),
+            "alice@example.com",
+            &meta(),
+            Some(AudioAttachment {
+                format: AudioFormat::Mp3,
+                bytes: vec![0xff, 0xf3, 0x44, 0xc4],
+            }),
+        )
+        .unwrap()
+        .formatted();
+        let text = String::from_utf8_lossy(&built);
+        assert!(text.contains("Content-Type: audio/mpeg"), "{text}");
+        assert!(
+            text.contains("voicemail-1001-20260115-100000-abcdef.mp3"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn message_has_the_wav_attached() {
         let wav = b"RIFF\x24\0\0\0WAVEfmt ".to_vec();
         let built = build_message(
@@ -284,7 +353,10 @@ mod tests {
             &mailbox("UTC"),
             "alice@example.com",
             &meta(),
-            Some(wav),
+            Some(AudioAttachment {
+                format: AudioFormat::Wav,
+                bytes: wav,
+            }),
         )
         .unwrap()
         .formatted();

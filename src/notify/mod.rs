@@ -160,7 +160,7 @@ impl Notifier {
             return;
         };
         let wav = if mailbox.attach_audio {
-            match self.read_audio(meta).await {
+            match self.read_audio(mailbox, meta).await {
                 Ok(bytes) => Some(bytes),
                 Err(e) => {
                     tracing::warn!(mailbox = %meta.mailbox, id = %meta.id, error = %e, "message audio unreadable; emailing without it");
@@ -200,14 +200,20 @@ impl Notifier {
         }
     }
 
-    async fn read_audio(&self, meta: &MessageMeta) -> Result<Vec<u8>, String> {
+    /// The message's audio in the box's `attach_format` (email.rs).
+    async fn read_audio(
+        &self,
+        mailbox: &MailboxConfig,
+        meta: &MessageMeta,
+    ) -> Result<email::AudioAttachment, String> {
         let store = self.store.clone();
         let meta = meta.clone();
+        let format = mailbox.attach_format;
         tokio::task::spawn_blocking(move || {
             let mailbox = MailboxId::try_from(meta.mailbox.as_str()).map_err(|e| e.to_string())?;
             let id = MessageId::try_from(meta.id.as_str()).map_err(|e| e.to_string())?;
-            let (_, path) = find_audio(&store, &mailbox, meta.folder, &id).ok_or("message gone")?;
-            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+            let (folder, _) = find_audio(&store, &mailbox, meta.folder, &id).ok_or("message gone")?;
+            email::read_attachment(&store, &mailbox, folder, &id, format)
         })
         .await
         .map_err(|e| e.to_string())?

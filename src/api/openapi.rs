@@ -163,6 +163,24 @@ pub fn document() -> Value {
                     "401": error_response("Missing or invalid bearer token.")
                 }
             }},
+            "/api/v1/calls": {"get": {
+                "summary": "Live calls with their media statistics so far (admin tokens only).",
+                "responses": with(json!({"200": {"description": "Live calls, oldest first.", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["count", "calls"], "properties": {
+                        "count": {"type": "integer"},
+                        "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}}}}}}}}))
+            }},
+            "/api/v1/calls/{call_id}": {"get": {
+                "summary": "One call by its SIP Call-ID, live or ended in the last 10 minutes (the newest 20,000 ended calls): RTP received and sent by payload type, loss, jitter, DTMF digits with their source, and the messages it left with their SHA-256. Admin tokens only. Counters of a live call are at most a second old; after hang-up they are final once `state` is `ended`.",
+                "parameters": [{"name": "call_id", "in": "path", "required": true,
+                    "description": "The SIP Call-ID (percent-encoded in the path): 1-256 visible ASCII characters.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 256}}],
+                "responses": with(json!({
+                    "200": {"description": "The call.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Call"}}}},
+                    "400": error_response("Not a valid Call-ID (invalid_call_id)."),
+                    "403": error_response("Not an admin token."),
+                    "404": error_response("No live or recently ended call has this Call-ID.")}))
+            }},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document.", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}}
@@ -173,7 +191,7 @@ pub fn document() -> Value {
                     "status": {"const": "ok"}, "version": {"type": "string"}, "uptime_seconds": {"type": "integer"}}}}}}}
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics: voxmail_messages_recorded_total, voxmail_active_calls, voxmail_calls_total{outcome}, voxmail_rtp_packets_total{direction}, voxmail_rtp_packets_lost_total, voxmail_sip_responses_total{code}, voxmail_dtmf_total{source}, voxmail_uptime_seconds.",
+                "summary": "Prometheus metrics: voxmail_messages_recorded_total, voxmail_active_calls, voxmail_calls_total{outcome}, voxmail_rtp_packets_total{direction}, voxmail_rtp_packets_lost_total, voxmail_sip_responses_total{code}, voxmail_dtmf_total{source: rfc4733, sip_info, inband}, voxmail_uptime_seconds.",
                 "security": [],
                 "responses": {"200": {"description": "Text exposition format 0.0.4.", "content": {"text/plain": {}}}}
             }}
@@ -183,7 +201,7 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_request, invalid_folder, invalid_greeting_kind, unsupported_format, bad_audio, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
+                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_call_id, invalid_request, invalid_folder, invalid_greeting_kind, unsupported_format, bad_audio, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
                         "message": {"type": "string"}}}}},
                 "Message": {"type": "object",
                     "required": ["id", "mailbox", "folder", "caller_number", "called_number", "received_at", "duration_seconds", "unread", "audio_url"],
@@ -204,6 +222,39 @@ pub fn document() -> Value {
                         "delete_after_email": {"type": "boolean"}, "timezone": {"type": "string"},
                         "messages": {"type": "object", "properties": {"inbox": {"type": "integer"}, "old": {"type": "integer"}, "saved": {"type": "integer"}}},
                         "greetings": {"type": "object", "properties": {"unavailable": {"type": "boolean"}, "busy": {"type": "boolean"}, "temp": {"type": "boolean"}, "name": {"type": "boolean"}}}}},
+                "Call": {"type": "object",
+                    "required": ["call_id", "from", "to", "state", "started_at", "duration_s", "rtp", "dtmf", "dtmf_by_source", "messages"],
+                    "properties": {
+                        "call_id": {"type": "string"},
+                        "from": {"type": "string", "description": "Caller (From user)."},
+                        "to": {"type": "string", "description": "Dialed number (Request-URI user)."},
+                        "state": {"type": "string", "enum": ["active", "ending", "ended"],
+                                  "description": "ending: hung up, media counters not final yet (milliseconds)."},
+                        "outcome": {"type": ["string", "null"], "description": "How it ended, as in voxmail_calls_total: completed, caller_hung_up, cancelled, no_ack, ..."},
+                        "started_at": {"type": "string", "format": "date-time", "description": "INVITE accepted."},
+                        "answered_at": {"type": ["string", "null"], "format": "date-time", "description": "ACK received."},
+                        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                        "duration_s": {"type": "number", "description": "From answer to hang-up (or now); 0 if never answered."},
+                        "rtp": {"type": "object", "properties": {
+                            "received": {"$ref": "#/components/schemas/RtpCounts"},
+                            "sent": {"$ref": "#/components/schemas/RtpCounts"},
+                            "lost": {"type": "integer", "description": "Audio packets declared lost by the jitter buffer."},
+                            "ignored": {"type": "integer", "description": "Datagrams that were not RTP or of a payload type not negotiated."},
+                            "jitter_ms": {"type": "number", "description": "RFC 3550 interarrival jitter of the received audio. Arrival is taken when the media worker reads the socket (20 ms ticks), so a steady stream shows a few ms."}}},
+                        "dtmf": {"type": "array", "description": "The first 32 digits.", "items": {"type": "object", "properties": {
+                            "digit": {"type": "string"},
+                            "source": {"type": "string", "enum": ["rfc4733", "sip_info", "inband"]},
+                            "at_ms": {"type": "integer", "description": "Milliseconds after the INVITE was accepted (media clock)."}}}},
+                        "dtmf_by_source": {"type": "object", "properties": {
+                            "rfc4733": {"type": "integer"}, "sip_info": {"type": "integer"}, "inband": {"type": "integer"}}},
+                        "messages": {"type": "array", "items": {"type": "object", "properties": {
+                            "mailbox": {"type": "string"}, "id": {"type": "string"},
+                            "audio_seconds": {"type": "number"},
+                            "sha256": {"type": ["string", "null"], "description": "Of the stored audio file (hex); null for a moment after the save."}}}}}},
+                "RtpCounts": {"type": "object", "properties": {
+                    "packets": {"type": "integer"}, "bytes": {"type": "integer", "description": "Whole RTP datagrams (header included)."},
+                    "by_payload_type": {"type": "array", "items": {"type": "object", "properties": {
+                        "pt": {"type": "integer"}, "packets": {"type": "integer"}, "bytes": {"type": "integer"}}}}}},
                 "Event": {"type": "object", "required": ["event", "seq", "at", "mailbox", "message"],
                     "properties": {
                         "event": {"type": "string", "enum": ["voicemail_message_created", "voicemail_message_updated", "voicemail_message_deleted"]},

@@ -125,6 +125,8 @@ for part in msg.iter_attachments():
                         'sampwidth': w.getsampwidth(), 'frames': w.getnframes()}
     except Exception as e:
         a['wav_error'] = str(e)
+    if part.get_content_type() == 'audio/mpeg':
+        a['hex'] = data.hex()
     out['attachments'].append(a)
 print(json.dumps(out))
 "#;
@@ -168,6 +170,18 @@ timezone = "America/New_York"
 [[mailbox]]
 number = "1003"
 pin = "1111"
+
+[[mailbox]]
+number = "1004"
+pin = "4444"
+email = "carol@example.com"
+format = "mp3"
+
+[[mailbox]]
+number = "1005"
+pin = "5555"
+email = "dave@example.com"
+attach_format = "mp3"
 "#
     );
     Arc::new(Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}")))
@@ -345,5 +359,98 @@ async fn failed_send_keeps_the_message() {
         "voicemail_message_created"
     );
     assert!(rx.try_recv().is_err(), "an event after a failed send");
+    task.abort();
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The MP3 attachment of `mail`, checked for name and type, decoded.
+fn mp3_attachment(mail: &Value, mailbox: &str, id: &str) -> (Vec<u8>, Vec<i16>) {
+    let atts = mail["attachments"].as_array().unwrap();
+    assert_eq!(atts.len(), 1, "{mail}");
+    let att = &atts[0];
+    assert_eq!(att["filename"], format!("voicemail-{mailbox}-{id}.mp3"));
+    assert_eq!(att["content_type"], "audio/mpeg");
+    let bytes = unhex(att["hex"].as_str().unwrap());
+    assert_eq!(att["sha256"], sha256_hex(&bytes));
+    let pcm = voxmail::audio::decode_bytes(bytes.clone(), 60)
+        .unwrap_or_else(|e| panic!("the attachment does not decode as MP3: {e}"));
+    (bytes, pcm)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mp3_boxes_get_mp3_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtpd = Smtpd::start(dir.path());
+    let config = config(smtpd.port);
+    let store = Store::open(&dir.path().join("data")).unwrap();
+    // As the server does: each box keeps messages in its `format`.
+    let formats = config.clone();
+    store.set_storage_formats(Arc::new(move |m: &MailboxId| {
+        formats
+            .mailbox(m.as_str())
+            .map(|b| b.storage_format)
+            .unwrap_or_default()
+    }));
+    let bus = EventBus::new();
+    let task = Notifier::new(config, store.clone(), bus.clone())
+        .unwrap()
+        .with_retry(fast_retry())
+        .spawn();
+
+    // 1004 keeps MP3 only and attaches it as stored.
+    let kept = deposit(&store, "1004", "2026-01-15T10:00:00Z", 3.0);
+    assert_eq!(kept.format, "mp3");
+    bus.message_created(&kept);
+    let mails = smtpd.wait_for_mails(1).await;
+    let (bytes, pcm) = mp3_attachment(&mails[0], "1004", &kept.id);
+    let stored = store
+        .message_audio_path(
+            &MailboxId::try_from("1004").unwrap(),
+            Folder::Inbox,
+            &kept.id.parse().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(stored.extension().unwrap(), "mp3");
+    assert_eq!(
+        bytes,
+        std::fs::read(&stored).unwrap(),
+        "not the stored file"
+    );
+    // About the message's length: within an MP3 frame (576 samples).
+    assert!(pcm.len().abs_diff(24_000) <= 576, "{} samples", pcm.len());
+
+    // 1005 keeps WAV but asks for MP3 attachments: transcoded.
+    let wav = deposit(&store, "1005", "2026-01-15T10:00:05Z", 2.0);
+    assert_eq!(wav.format, "wav");
+    bus.message_created(&wav);
+    let mails = smtpd.wait_for_mails(2).await;
+    let mail = mails
+        .iter()
+        .find(|m| m["to"] == "dave@example.com")
+        .expect("no mail to dave");
+    let (_, pcm) = mp3_attachment(mail, "1005", &wav.id);
+    assert!(pcm.len().abs_diff(16_000) <= 576, "{} samples", pcm.len());
+    // The decoded audio is the message's: the same level (the deposit's
+    // sawtooth is 20 steps of 500, RMS about 5770).
+    let rms = (pcm[1000..15000]
+        .iter()
+        .map(|&s| f64::from(s).powi(2))
+        .sum::<f64>()
+        / 14000.0)
+        .sqrt();
+    assert!((4000.0..7500.0).contains(&rms), "rms {rms}");
     task.abort();
 }

@@ -289,6 +289,7 @@ impl Worker {
     }
 
     fn run(mut self) {
+        raise_priority();
         let mut next = Instant::now() + TICK;
         loop {
             if !self.drain_commands() {
@@ -394,10 +395,19 @@ impl Worker {
             Command::Record(_, writer, options) => {
                 slot.session.start_recording(writer, options, &mut events)
             }
-            Command::StopRecording(_) => slot
-                .session
-                .stop_recording(StopReason::Stopped, &mut events),
-            Command::Digit(_, d, source) => slot.session.on_digit(d, source, &mut events),
+            // Audio sent before the stop (or a `#` by SIP INFO) may still
+            // wait on the socket (read every few ticks): record it first.
+            Command::StopRecording(_) => {
+                Self::receive(slot, &mut self.batch, &mut events);
+                slot.session
+                    .stop_recording(StopReason::Stopped, &mut events)
+            }
+            Command::Digit(_, d, source) => {
+                if slot.session.is_recording() {
+                    Self::receive(slot, &mut self.batch, &mut events);
+                }
+                slot.session.on_digit(d, source, &mut events)
+            }
             Command::Close(_) => {
                 // Read what is still queued on the socket before closing.
                 Self::receive(slot, &mut self.batch, &mut events);
@@ -517,6 +527,21 @@ impl Worker {
                 self.slots[i].publish();
             }
         }
+    }
+}
+
+/// Media threads wake every 20 ms and must not wait behind disk writes,
+/// Argon2 or a compiler for their slot: a nice value of -10 (best effort;
+/// without CAP_SYS_NICE it stays 0) shortens their wake-up latency. Not a
+/// real-time class: an overloaded worker must not starve signalling.
+fn raise_priority() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "media thread keeps its priority");
     }
 }
 

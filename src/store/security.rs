@@ -123,6 +123,10 @@ pub struct SecurityStore {
     params: Params,
     /// One lock per box: read-modify-write of its file, and PIN checks.
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// Recorded config-PIN hashes already checked against the config PIN,
+    /// so a login costs one Argon2 run, not two (kept in memory only: the
+    /// config holds the clear PIN anyway).
+    config_pin_seen: Arc<Mutex<HashMap<String, (String, String)>>>,
 }
 
 impl std::fmt::Debug for SecurityStore {
@@ -157,6 +161,7 @@ impl SecurityStore {
             policy: LockoutPolicy::default(),
             params: default_params(),
             locks: Arc::new(Mutex::new(HashMap::new())),
+            config_pin_seen: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -223,6 +228,7 @@ impl SecurityStore {
         let salt_bytes: [u8; 16] = rand::random();
         let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| hash_err(path, e))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
+        let _slot = argon2_slot();
         argon
             .hash_password(pin.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -300,7 +306,7 @@ impl SecurityStore {
                 };
                 // A phone PIN without a record of the config PIN (written by
                 // hand?) keeps precedence.
-                config_hash.is_none_or(|h| same_config_pin(h, config_pin))
+                config_hash.is_none_or(|h| self.same_config_pin_cached(path, h, config_pin))
             }
         };
         if !seen {
@@ -320,6 +326,32 @@ impl SecurityStore {
             });
         }
         Ok(())
+    }
+
+    /// [`same_config_pin`], remembering a match (per state file) so the
+    /// next login skips that Argon2 run.
+    fn same_config_pin_cached(&self, path: &Path, recorded: &str, config_pin: &str) -> bool {
+        let key = path.to_string_lossy().into_owned();
+        let mut seen = self
+            .config_pin_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen
+            .get(&key)
+            .is_some_and(|(h, p)| h == recorded && p == config_pin)
+        {
+            return true;
+        }
+        drop(seen);
+        let same = same_config_pin(recorded, config_pin);
+        if same {
+            seen = self
+                .config_pin_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            seen.insert(key, (recorded.to_owned(), config_pin.to_owned()));
+        }
+        same
     }
 
     /// Stores a PIN chosen by the owner (by phone). Only its hash is kept;
@@ -453,6 +485,7 @@ pub fn pin_matches(phc: &str, pin: &str) -> bool {
         return false;
     };
     let mut out = vec![0u8; expected.len()];
+    let _slot = argon2_slot();
     if Argon2::new(algorithm, version, params)
         .hash_password_into(pin.as_bytes(), salt, &mut out)
         .is_err()
@@ -460,6 +493,44 @@ pub fn pin_matches(phc: &str, pin: &str) -> bool {
         return false;
     }
     constant_time_eq(&out, expected.as_bytes())
+}
+
+/// At most one Argon2 run per core at a time. Each takes 19 MiB and tens of
+/// milliseconds: a burst of logins (a load test, a guessing attack) would
+/// otherwise hold gigabytes at once and starve the media threads. Callers
+/// wait their turn on the blocking pool.
+struct Argon2Slot;
+
+static ARGON2_RUNNING: Mutex<usize> = Mutex::new(0);
+static ARGON2_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+fn argon2_slot() -> Argon2Slot {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let mut running = ARGON2_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    while *running >= limit {
+        running = ARGON2_FREED
+            .wait(running)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+    *running += 1;
+    ARGON2_PEAK.fetch_max(*running, std::sync::atomic::Ordering::Relaxed);
+    Argon2Slot
+}
+
+/// The most Argon2 runs seen at once (for tests and diagnostics).
+static ARGON2_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for Argon2Slot {
+    fn drop(&mut self) {
+        let mut running = ARGON2_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        ARGON2_FREED.notify_one();
+    }
 }
 
 /// Whether the config PIN recorded as `recorded` (a hash) is `config_pin`,
@@ -556,6 +627,27 @@ mod tests {
     /// Cheap Argon2 so debug-build tests stay fast; the format is the same.
     fn cheap() -> Params {
         Params::new(Params::MIN_M_COST, 1, 1, None).unwrap()
+    }
+
+    #[test]
+    fn argon2_runs_at_most_one_per_core_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sec(dir.path());
+        let limit = std::thread::available_parallelism().unwrap().get();
+        let threads: Vec<_> = (0..limit * 4)
+            .map(|i| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    let h = s.hash_pin(&format!("{:04}", 1000 + i)).unwrap();
+                    assert!(pin_matches(&h, &format!("{:04}", 1000 + i)));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let peak = ARGON2_PEAK.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(peak >= 1 && peak <= limit, "peak {peak}, limit {limit}");
     }
 
     fn sec(dir: &Path) -> SecurityStore {

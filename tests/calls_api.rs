@@ -92,7 +92,7 @@ fn call_path(call_id: &str) -> String {
 }
 
 /// The `pt` entry of a `by_payload_type` list.
-fn by_pt<'a>(list: &'a Value, pt: u8) -> &'a Value {
+fn by_pt(list: &Value, pt: u8) -> &Value {
     list.as_array()
         .and_then(|l| l.iter().find(|e| e["pt"] == pt))
         .unwrap_or_else(|| panic!("no payload type {pt} in {list}"))

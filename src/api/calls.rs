@@ -140,8 +140,10 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let mut media = SessionStats::default();
-        media.packets_in = 3;
+        let mut media = SessionStats {
+            packets_in: 3,
+            ..SessionStats::default()
+        };
         media.received_by_pt.add(0, 172);
         media.received_by_pt.add(0, 172);
         media.received_by_pt.add(101, 16);

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::server::{self, Server};
-use common::sipp::{self, LoggedMsg, SippOpts, SippRun};
+use common::sipp::{self, LoggedMsg, SippOpts, SippRun, Transport};
 use common::{deposit, http, store};
 use serde_json::json;
 
@@ -108,7 +108,11 @@ impl Subscriber {
     /// Subscribes to `mailbox`; after the first NOTIFY, waits for
     /// `changes` more, then unsubscribes.
     fn start(server: &Server, mailbox: &str, changes: usize) -> Subscriber {
-        let opts = SippOpts::new(mailbox).set("notifies", changes);
+        Subscriber::start_on(server, mailbox, changes, Transport::Udp)
+    }
+
+    fn start_on(server: &Server, mailbox: &str, changes: usize, t: Transport) -> Subscriber {
+        let opts = SippOpts::new(mailbox).set("notifies", changes).transport(t);
         Subscriber::run("mwi_subscribe.xml", server, opts)
     }
 
@@ -298,6 +302,39 @@ fn subscriber_hears_deposit_read_and_delete() {
             assert!(!f.exists(), "{} still exists", f.display());
         }
     }
+}
+
+/// Over TCP the NOTIFYs come back on the subscriber's own connection
+/// (SIPp with `-t t1` has no UDP socket to receive them on).
+#[test]
+fn subscriber_over_tcp_hears_deposit_and_read() {
+    common::require_root();
+    let data = tempdir("voxmail-data-");
+    let mut server = Server::start(&config(), data.path());
+    let mut sub = Subscriber::start_on(&server, BOX, 2, Transport::Tcp);
+    assert_lamp(
+        &sub.wait_notify(1, "immediate"),
+        lamp(0, 0),
+        "immediate NOTIFY",
+    );
+    let msg = deposit::leave_and_find(&server, BOX, 1);
+    assert_lamp(
+        &sub.wait_notify(2, "after the deposit"),
+        lamp(1, 0),
+        "after SIPp left a message",
+    );
+    mark_read(&server, &msg.id);
+    let n = sub.wait_notify(3, "after mark read");
+    assert_lamp(&n, lamp(0, 1), "after the message was marked heard");
+    assert!(
+        n.header("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP ")),
+        "{}",
+        n.text
+    );
+    let run = sub.finish();
+    run.assert_success();
+    server.assert_running();
 }
 
 /// The subscription and the lamp survive a restart on the same port and

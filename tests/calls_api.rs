@@ -363,3 +363,72 @@ fn pcma_deposit_statistics() {
         "no PCMU in a PCMA call: {done}"
     );
 }
+
+/// '#' by SIP INFO: listed with source `sip_info` and counted as such in
+/// `/metrics`; only audio (PT 0) was received.
+#[test]
+fn sip_info_digit_statistics() {
+    require_root();
+    let data = tempfile::Builder::new()
+        .prefix("voxmail-data-")
+        .tempdir()
+        .unwrap();
+    server::install_greeting(data.path(), "1001", 0.5);
+    let server = Server::start(&config(), data.path());
+    let api = server.http();
+    let media = tempfile::Builder::new()
+        .prefix("voxmail-media-")
+        .tempdir()
+        .unwrap();
+    let sp = audio::speech();
+    let mut s = RtpStream::new(0x5eed_1f00, 7, 16_000);
+    s.audio(0, &vec![ULAW_SILENCE; 1200 * 8], ULAW_SILENCE);
+    s.audio(0, &sp.ulaw, ULAW_SILENCE);
+    let pcap = media.path().join("speech.pcap");
+    s.write_pcap(&pcap);
+    let opts = SippOpts::new("1001")
+        .file("media.pcap", &pcap)
+        .set("talk_ms", s.duration_ms() + 300)
+        .timeout(Duration::from_secs(40));
+    let call_id = opts.call_id.clone();
+    sipp::run_sipp("deposit_info.xml", server.sip, &opts).assert_success();
+
+    let done = wait_for(Duration::from_secs(15), || {
+        let j = get(api, &call_path(&call_id), ADMIN).json();
+        (j["state"] == "ended" && j["messages"][0]["sha256"].is_string()).then_some(j)
+    })
+    .unwrap_or_else(|| panic!("{}", get(api, &call_path(&call_id), ADMIN).body));
+    let dtmf = done["dtmf"].as_array().unwrap();
+    assert_eq!(dtmf.len(), 1, "{dtmf:?}");
+    assert_eq!(
+        (dtmf[0]["digit"].as_str(), dtmf[0]["source"].as_str()),
+        (Some("#"), Some("sip_info"))
+    );
+    assert_eq!(
+        done["dtmf_by_source"],
+        serde_json::json!({"rfc4733": 0, "sip_info": 1, "inband": 0})
+    );
+    let received = &done["rtp"]["received"];
+    assert_eq!(received["packets"].as_u64(), Some(s.packet_count() as u64));
+    assert_eq!(received["by_payload_type"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        by_pt(&received["by_payload_type"], 0)["packets"].as_u64(),
+        Some(s.packet_count() as u64)
+    );
+
+    let text = wait_for(Duration::from_secs(10), || {
+        let t = get(api, "/metrics", ADMIN).body;
+        (metric(&t, "voxmail_dtmf_total{source=\"sip_info\"}") == Some(1.0)).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("{}", get(api, "/metrics", ADMIN).body));
+    assert_eq!(
+        metric(&text, "voxmail_dtmf_total{source=\"rfc4733\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "voxmail_dtmf_total{source=\"inband\"}"),
+        Some(0.0),
+        "{text}"
+    );
+}

@@ -90,6 +90,9 @@ struct MailboxView {
     delete_after_email: bool,
     timezone: String,
     ask_password: bool,
+    /// How messages are kept ("wav", "mp3", "wav+mp3") and attached.
+    format: String,
+    attach_format: String,
     max_messages: Option<u32>,
     max_message_seconds: u32,
     shared: bool,
@@ -135,6 +138,8 @@ fn mailbox_view(
         delete_after_email: cfg.delete_after_email,
         timezone: cfg.timezone.clone(),
         ask_password: cfg.ask_password,
+        format: cfg.storage_format.to_string(),
+        attach_format: cfg.attach_format.to_string(),
         max_messages: cfg.max_messages,
         max_message_seconds: cfg
             .max_message_seconds

@@ -578,8 +578,9 @@ impl Checker<'_> {
                 self.error(
                     span,
                     format!(
-                        "`number` in [[mailbox]]: `{number}` is not a mailbox number, \
-                         expected 1 to 32 characters of 0-9, A-Z, a-z, `_` and `-`"
+                        "`number` in {}: `{number}` is not a mailbox number, \
+                         expected 1 to 32 characters of 0-9, A-Z, a-z, `_` and `-`",
+                        s.name
                     ),
                 );
                 return None;
@@ -614,7 +615,7 @@ impl Checker<'_> {
             } else {
                 self.error(
                     span,
-                    format!("`email` in [[mailbox]]: `{email}` is not an email address"),
+                    format!("`email` in {}: `{email}` is not an email address", s.name),
                 );
                 None
             }
@@ -624,9 +625,11 @@ impl Checker<'_> {
             Some((true, span)) if s.get("email").is_none() => {
                 self.error(
                     span,
-                    "`delete_after_email` in [[mailbox]] needs `email`: the message \
-                     would be deleted without being sent"
-                        .to_owned(),
+                    format!(
+                        "`delete_after_email` in {} needs `email`: the message \
+                         would be deleted without being sent",
+                        s.name
+                    ),
                 );
                 false
             }
@@ -638,8 +641,9 @@ impl Checker<'_> {
                 self.error(
                     span,
                     format!(
-                        "`timezone` in [[mailbox]]: unknown time zone `{tz}`, expected an \
-                         IANA name like \"Europe/Brussels\" or \"UTC\""
+                        "`timezone` in {}: unknown time zone `{tz}`, expected an \
+                         IANA name like \"Europe/Brussels\" or \"UTC\"",
+                        s.name
                     ),
                 );
                 "UTC".to_owned()

@@ -117,8 +117,11 @@ fn render_keys(b: &MailboxConfig, skip: &[String], out: &mut String) {
     if let Some(n) = b.max_message_seconds {
         put("max_message_seconds", i64::from(n).into());
     }
-    put("format", b.storage_format.as_str().into());
-    put("attach_format", b.attach_format.extension().into());
+    put("format", b.storage_format.to_string().into());
+    // Left out when it follows `format`, so a new `format` carries it along.
+    if b.attach_format != b.storage_format.primary() {
+        put("attach_format", b.attach_format.to_string().into());
+    }
     put("shared", b.shared.into());
     if b.shared {
         let members: Vec<toml::Value> = b.members.iter().map(|m| m.clone().into()).collect();
@@ -171,6 +174,7 @@ mod tests {
         assert_eq!(m.name, "Alice");
         assert_eq!(m.pin, "1234");
         assert_eq!(m.timezone, "Europe/Brussels");
+        assert_eq!(m.storage_format, crate::audio::StorageFormat::Wav);
         // A hashed PIN replaces the clear one of config.toml.
         let m = parse_mailbox_file(
             &format!("pin_hash = \"{HASH}\"\n"),
@@ -180,6 +184,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.pin, HASH);
+    }
+
+    #[test]
+    fn every_base_key_renders_once() {
+        // Every key of a box read back from its rendering, none twice.
+        let c = crate::config::Config::embedded();
+        let mut t = toml::Table::new();
+        t.insert("email".into(), "alice@example.org".into());
+        t.insert("timezone".into(), "Europe/Paris".into());
+        let text = render_mailbox_file(&t);
+        let m = parse_mailbox_file(&text, "f", "1001", c.mailbox("1001")).unwrap();
+        assert_eq!(m.email.as_deref(), Some("alice@example.org"));
+        assert_eq!(m.name, c.mailbox("1001").unwrap().name);
+        let full = MailboxConfig {
+            shared: true,
+            members: vec!["1002".into()],
+            per_member_read: true,
+            max_messages: Some(9),
+            max_message_seconds: Some(60),
+            language: Some("es".into()),
+            ..base()
+        };
+        let m = parse_mailbox_file("", "f", "1001", Some(&full)).unwrap();
+        assert_eq!(m, full);
     }
 
     #[test]

@@ -205,7 +205,7 @@ fn deposit_and_check(server: &Server, pt: u8, codec: &str) -> Value {
     assert_eq!(out["bytes"].as_u64(), Some(sent_packets * 172));
     assert_eq!(rtp["lost"], 0);
     let jitter = rtp["jitter_ms"].as_f64().expect("jitter_ms");
-    assert!((0.0..40.0).contains(&jitter), "jitter {jitter} ms");
+    assert!((0.0..20.0).contains(&jitter), "jitter {jitter} ms");
 
     let dtmf = done["dtmf"].as_array().unwrap();
     assert_eq!(dtmf.len(), 1, "{dtmf:?}");

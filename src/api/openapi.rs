@@ -240,7 +240,7 @@ pub fn document() -> Value {
                             "sent": {"$ref": "#/components/schemas/RtpCounts"},
                             "lost": {"type": "integer", "description": "Audio packets declared lost by the jitter buffer."},
                             "ignored": {"type": "integer", "description": "Datagrams that were not RTP or of a payload type not negotiated."},
-                            "jitter_ms": {"type": "number", "description": "RFC 3550 interarrival jitter of the received audio. Arrival is taken when the media worker reads the socket (20 ms ticks), so a steady stream shows a few ms."}}},
+                            "jitter_ms": {"type": "number", "description": "RFC 3550 interarrival jitter of the received audio, from the kernel's receive timestamps (or, where a socket gives none, the time the media worker read the packet)."}}},
                         "dtmf": {"type": "array", "description": "The first 32 digits.", "items": {"type": "object", "properties": {
                             "digit": {"type": "string"},
                             "source": {"type": "string", "enum": ["rfc4733", "sip_info", "inband"]},

@@ -134,9 +134,10 @@ pub struct SessionStats {
 }
 
 impl SessionStats {
-    /// The interarrival jitter in milliseconds. Arrival times are taken
-    /// when the media worker reads the socket (each 20 ms tick), so a steady
-    /// stream still shows a few milliseconds.
+    /// The interarrival jitter in milliseconds, from the arrival times the
+    /// engine passes: the kernel's receive timestamps where the socket gives
+    /// them, else the time the media worker read the packet (its 20 ms
+    /// tick, which adds up to a few milliseconds).
     pub fn jitter_ms(&self) -> f64 {
         self.jitter_q4 as f64 / 16.0 / (CLOCK_RATE as f64 / 1000.0)
     }

@@ -75,7 +75,7 @@ pub(crate) fn member(caller: &Caller, cfg: Option<&MailboxConfig>) -> Option<Str
     let cfg = cfg.filter(|c| c.shared)?;
     match &caller.scope {
         Scope::Admin => None,
-        Scope::Mailboxes(boxes) if boxes.iter().any(|b| *b == cfg.number) => None,
+        Scope::Mailboxes(boxes) if boxes.contains(&cfg.number) => None,
         Scope::Mailboxes(boxes) => boxes.iter().find(|b| cfg.admits(b)).cloned(),
     }
 }

@@ -562,6 +562,32 @@ impl Drop for Signalling {
     }
 }
 
+/// When a call's flow, before anything is played, is a `voicemail` node
+/// (possibly behind `goto`, `language` and `schedule` nodes): the boxes it
+/// deposits into.
+fn deposit_mailboxes(
+    plan: &crate::dialplan::DialPlan,
+    entry: &crate::dialplan::RouteMatch,
+    caller: &str,
+    now: jiff::Timestamp,
+) -> Option<Vec<String>> {
+    use crate::dialplan::NodeKind;
+    let vars = crate::dialplan::model::Vars::for_call(entry, caller);
+    let mut name = entry.node.as_str();
+    for _ in 0..64 {
+        match &plan.nodes.get(name)?.kind {
+            NodeKind::Goto(g) => name = &g.target,
+            NodeKind::Language(l) => name = &l.next,
+            NodeKind::Schedule(s) => name = s.target_at(now),
+            NodeKind::Voicemail(v) => {
+                return Some(v.mailboxes.iter().map(|t| t.render(&vars)).collect());
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,30 +614,4 @@ mod tests {
         );
         assert_eq!(dtmf_from_info(None, b"5"), None);
     }
-}
-
-/// When a call's flow, before anything is played, is a `voicemail` node
-/// (possibly behind `goto`, `language` and `schedule` nodes): the boxes it
-/// deposits into.
-fn deposit_mailboxes(
-    plan: &crate::dialplan::DialPlan,
-    entry: &crate::dialplan::RouteMatch,
-    caller: &str,
-    now: jiff::Timestamp,
-) -> Option<Vec<String>> {
-    use crate::dialplan::NodeKind;
-    let vars = crate::dialplan::model::Vars::for_call(entry, caller);
-    let mut name = entry.node.as_str();
-    for _ in 0..64 {
-        match &plan.nodes.get(name)?.kind {
-            NodeKind::Goto(g) => name = &g.target,
-            NodeKind::Language(l) => name = &l.next,
-            NodeKind::Schedule(s) => name = s.target_at(now),
-            NodeKind::Voicemail(v) => {
-                return Some(v.mailboxes.iter().map(|t| t.render(&vars)).collect());
-            }
-            _ => return None,
-        }
-    }
-    None
 }

@@ -63,9 +63,16 @@ fn wait_lamp(log: &Path, n: usize, what: &str) -> Lamp {
         lamps(&read(log)).into_iter().nth(n - 1)
     })
     .unwrap_or_else(|| {
+        let text = read(log);
+        // libre reports a challenge it cannot answer as ENOSYS.
+        let hint = if text.contains("Register: Function not implemented") {
+            "baresip could not answer the digest challenge (libre 1.1 knows MD5 only)\n"
+        } else {
+            ""
+        };
         panic!(
-            "baresip never showed MWI #{n} ({what})\n--- baresip ---\n{}",
-            common::tail(&read(log), 8_000)
+            "baresip never showed MWI #{n} ({what})\n{hint}--- baresip ---\n{}",
+            common::tail(&text, 8_000)
         )
     })
 }
@@ -140,7 +147,10 @@ fn baresip_lamp_lights_on_deposit_and_goes_out_when_heard() {
     std::fs::write(conf.join("contacts"), "").unwrap();
     let log = d.join("baresip.log");
     let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new("baresip")
+    // baresip writes its output with stdio and never flushes it: line
+    // buffering (coreutils' stdbuf), so each line reaches the file at once.
+    let child = Command::new("stdbuf")
+        .args(["-oL", "-eL", "baresip"])
         .arg("-f")
         .arg(&conf)
         .stdin(Stdio::null())

@@ -69,6 +69,21 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+/// The mailbox settings the API wrote (`<data_dir>/mailboxes/*/mailbox.toml`).
+fn check_mailbox_files(config: &Config) -> ExitCode {
+    let data = &config.storage.data_dir;
+    match voxmail::store::mailboxes::check_mailbox_files(config, data) {
+        Ok(n) => {
+            println!("{n} mailbox settings file(s) in {} ok", data.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// The dial plans are checked against the prompts they use.
 fn check_dialplans(config: &Config) -> ExitCode {
     let prompts_dir = voxmail::server::prompts_dir(config);
@@ -97,7 +112,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Check { config } => match load(config.as_ref()) {
-            Ok(config) => check_dialplans(&config),
+            Ok(config) => match check_mailbox_files(&config) {
+                ExitCode::SUCCESS => check_dialplans(&config),
+                failed => failed,
+            },
             Err(code) => code,
         },
         Command::Run(args) => {

@@ -401,6 +401,33 @@ fn a_corrupt_mailbox_file_stops_the_start_with_its_line() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+
+    // `voxmail check` reads the same files.
+    let work = tempdir("voxmail-check-");
+    let config = work.path().join("config.toml");
+    let data_dir = format!("{:?}", data.path().display().to_string());
+    std::fs::write(&config, server::config_with_value("data_dir", &data_dir)).unwrap();
+    let check = || {
+        std::process::Command::new(server::server_binary())
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(!out.status.success(), "check passed a corrupt mailbox.toml");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mailboxes/1001/mailbox.toml:2:"), "{err}");
+    std::fs::write(dir.join("mailbox.toml"), "timezone = \"Europe/Brussels\"\n").unwrap();
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("1 mailbox settings file(s)"), "{said}");
 }
 
 #[test]

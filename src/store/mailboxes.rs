@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -90,6 +90,58 @@ impl Store {
         fsutil::sync_dir(&self.mailboxes_dir())?;
         fs::remove_dir_all(&hidden).map_err(|e| io_err(&hidden, e))?;
         Ok(gone)
+    }
+}
+
+/// For `voxmail check`: every `mailboxes/*/mailbox.toml` under `data_dir`
+/// checked against `config`'s boxes, without opening (or creating) the
+/// store. Returns how many files were read; a missing data directory has
+/// none.
+pub fn check_mailbox_files(config: &Config, data_dir: &Path) -> Result<usize, ConfigErrors> {
+    let dir = data_dir.join("mailboxes");
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: dir.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            }]));
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| MailboxId::try_from(n.as_str()).is_ok())
+        .collect();
+    names.sort();
+    let (mut read, mut errors) = (0, Vec::new());
+    for number in names {
+        let path = dir.join(&number).join(MAILBOX_FILE);
+        let file = path.display().to_string();
+        let text = match fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file,
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        read += 1;
+        if let Err(e) = parse_mailbox_file(&text, &file, &number, config.mailbox(&number)) {
+            errors.extend(e.0);
+        }
+    }
+    if errors.is_empty() {
+        Ok(read)
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 
@@ -449,6 +501,27 @@ mod tests {
         assert_eq!(shared, ["team"]);
         assert!(d.shared_with("1003").is_empty());
         assert!(d.shared_with("team").is_empty());
+    }
+
+    #[test]
+    fn check_reads_every_file_without_creating_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        assert_eq!(check_mailbox_files(&base(), &data).unwrap(), 0);
+        assert!(!data.exists());
+        let store = Store::open(&data).unwrap();
+        store
+            .write_mailbox_file(&id("1001"), "language = \"de\"\n")
+            .unwrap();
+        store
+            .write_mailbox_file(&id("2000"), &format!("pin_hash = \"{HASH}\"\n"))
+            .unwrap();
+        assert_eq!(check_mailbox_files(&base(), &data).unwrap(), 2);
+        store
+            .write_mailbox_file(&id("2001"), "max_messages = 0\n")
+            .unwrap();
+        let e = check_mailbox_files(&base(), &data).unwrap_err().to_string();
+        assert!(e.contains("2001/mailbox.toml:1:"), "{e}");
     }
 
     #[test]

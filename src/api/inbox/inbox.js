@@ -107,11 +107,25 @@ function button(text, cls, onClick) {
   return b;
 }
 
+// Refreshes overlap (a folder click while an event's refresh is in
+// flight): only the latest one may draw, or the list could show the
+// folder that was left.
+let refreshSeq = 0;
+let refreshesPending = 0;
+
 async function refresh() {
-  const [box, list] = await Promise.all([
-    api("GET", boxPath("")).then((r) => r.json()),
-    api("GET", boxPath("/messages?folder=" + state.folder + "&limit=500")).then((r) => r.json()),
-  ]);
+  const seq = ++refreshSeq;
+  refreshesPending++;
+  let box, list;
+  try {
+    [box, list] = await Promise.all([
+      api("GET", boxPath("")).then((r) => r.json()),
+      api("GET", boxPath("/messages?folder=" + state.folder + "&limit=500")).then((r) => r.json()),
+    ]);
+  } finally {
+    refreshesPending--;
+  }
+  if (seq !== refreshSeq) return list.messages;
   $("who").textContent = "Mailbox " + box.number + (box.name ? " — " + box.name : "");
   for (const f of ["inbox", "old", "saved"]) {
     $("count-" + f).textContent = "(" + box.messages[f] + ")";
@@ -324,6 +338,7 @@ async function autotest(steps) {
       const b = document.querySelector('#folders button[data-folder="' + step.slice(7) + '"]');
       b.click();
       await state.refreshing;
+      await waitFor(() => refreshesPending === 0);
       log("folder " + state.folder + " rows=" + document.querySelectorAll("#message-rows tr.message").length);
     } else if (step === "upload") {
       await uploadGreeting("unavailable", testWav());
@@ -335,6 +350,7 @@ async function autotest(steps) {
       await waitFor(() => logLines.some((l) => l.startsWith("deleted")) || $("status").textContent.startsWith("Could not"));
     }
   }
+  await waitFor(() => refreshesPending === 0);
   log("rows " + document.querySelectorAll("#message-rows tr.message").length + " in " + state.folder);
   log("autotest done");
   document.body.dataset.autotest = "done";

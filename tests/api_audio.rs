@@ -8,6 +8,9 @@
 //!
 //! Needs: sipp (with PCAP), espeak-ng, sox, and root for the SIPp tests
 //! (SIPp plays pcaps through a raw socket; the RTP capture opens one too).
+//! Built with the `mp3` feature only (the default).
+
+#![cfg(feature = "mp3")]
 
 mod common;
 

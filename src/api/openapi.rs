@@ -44,6 +44,58 @@ pub fn document() -> Value {
         }
         r
     };
+    // Audio messages, built apart (the macro's recursion limit).
+    let name_param = json!({"name": "name", "in": "path", "required": true,
+                            "schema": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"}});
+    let audio_list = json!({"get": {
+        "summary": "Audio messages (the named recordings dial plans play), sorted by name. Admin tokens only.",
+        "responses": with(json!({"200": {"description": "Names and lengths.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["audio_messages"], "properties": {
+                "audio_messages": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "duration_seconds": {"type": ["number", "null"]},
+                    "audio_url": {"type": "string"}}}}}}}}}}))
+    }});
+    let audio_file = json!({"type": "string"});
+    let audio_item = json!({
+        "parameters": [name_param.clone()],
+        "get": {
+            "summary": "The audio message as 8 kHz mono WAV, or MP3 with format=mp3. Admin tokens only.",
+            "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["wav", "mp3"], "default": "wav"}}],
+            "responses": with(json!({"200": {"description": "The audio.", "content": {
+                "audio/wav": {"schema": audio_file.clone()}, "audio/mpeg": {"schema": audio_file.clone()}}}}))
+        },
+        "put": {
+            "summary": "Upload an audio message: WAV or MP3 of any rate and channel count, decoded and stored as 8 kHz mono, replacing any of that name atomically. At most the upload limit (10 MiB) and 600 seconds. Admin tokens only.",
+            "requestBody": {"required": true, "content": {
+                "audio/wav": {"schema": audio_file.clone()}, "audio/mpeg": {"schema": audio_file.clone()},
+                "application/octet-stream": {"schema": audio_file.clone()}}},
+            "responses": with(json!({
+                "200": {"description": "Stored.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AudioMessageStored"}}}},
+                "400": error_response("Not decodable audio (bad_audio) or an invalid name (invalid_name)."),
+                "413": error_response("Larger than the upload limit, or longer than 600 seconds.")
+            }))
+        },
+        "delete": {"summary": "Remove the audio message. Admin tokens only.",
+                   "responses": with(json!({"204": {"description": "Removed."}}))}
+    });
+    let audio_tts = json!({
+        "parameters": [name_param],
+        "post": {
+            "summary": "Create or replace the audio message from text, spoken by espeak-ng (at most 2000 characters, 30 seconds of synthesis). Admin tokens only.",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": false, "required": ["text", "language"],
+                "properties": {
+                    "text": {"type": "string", "maxLength": 2000},
+                    "language": {"type": "string", "enum": ["en", "fr", "es", "de"]},
+                    "voice": {"type": "string", "description": "An espeak-ng variant, e.g. m3, f2."}}}}}},
+            "responses": with(json!({
+                "200": {"description": "Stored.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AudioMessageStored"}}}},
+                "400": error_response("Empty text, unknown language or voice."),
+                "413": error_response("Text longer than 2000 characters."),
+                "503": error_response("espeak-ng is not installed (tts_unavailable) or took too long (tts_timeout).")
+            }))
+        }
+    });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -124,14 +176,14 @@ pub fn document() -> Value {
             "/api/v1/mailboxes/{mailbox}/messages/{id}/audio": {
                 "parameters": [box_param(), id_param()],
                 "get": {
-                    "summary": "The message's audio (8 kHz mono 16-bit WAV). Supports a single Range: bytes=...",
+                    "summary": "The message's audio as 8 kHz mono WAV (16-bit) or MP3: the stored file when the box keeps that format, else the stored one transcoded. Supports a single Range: bytes=...",
                     "parameters": [
-                        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["wav"], "default": "wav"}},
+                        {"name": "format", "in": "query", "description": "Default: the message's first stored format (wav when kept). mp3 from a WAV-only message needs a build with the mp3 feature.", "schema": {"type": "string", "enum": ["wav", "mp3"]}},
                         {"name": "Range", "in": "header", "schema": {"type": "string", "examples": ["bytes=0-1023"]}}
                     ],
                     "responses": with(json!({
-                        "200": {"description": "The whole file.", "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}},
-                        "206": {"description": "The requested range (Content-Range).", "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}},
+                        "200": {"description": "The whole file (audio/wav or audio/mpeg).", "content": {"audio/*": {"schema": {"type": "string"}}}},
+                        "206": {"description": "The requested range (Content-Range).", "content": {"audio/*": {"schema": {"type": "string"}}}},
                         "416": error_response("The range is outside the file (Content-Range: bytes */length).")
                     }))
                 }
@@ -156,6 +208,9 @@ pub fn document() -> Value {
                 "delete": {"summary": "Remove the greeting.",
                            "responses": with(json!({"204": {"description": "Removed."}}))}
             },
+            "/api/v1/audio-messages": audio_list,
+            "/api/v1/audio-messages/{name}": audio_item,
+            "/api/v1/audio-messages/{name}/tts": audio_tts,
             "/api/v1/events": {"get": {
                 "summary": "Server-sent events for the boxes the token may see: `ready` first, then voicemail_message_created, voicemail_message_updated and voicemail_message_deleted, each with an Event as data and its sequence number as id.",
                 "responses": {
@@ -201,8 +256,11 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_call_id, invalid_request, invalid_folder, invalid_greeting_kind, unsupported_format, bad_audio, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
+                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_call_id, invalid_request, invalid_folder, invalid_greeting_kind, invalid_name, unsupported_format, bad_audio, tts_unavailable, tts_timeout, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
                         "message": {"type": "string"}}}}},
+                "AudioMessageStored": {"type": "object", "required": ["name", "sample_rate", "duration_seconds", "audio_url"],
+                    "properties": {"name": {"type": "string"}, "sample_rate": {"type": "integer"},
+                                   "duration_seconds": {"type": "number"}, "audio_url": {"type": "string"}}},
                 "Message": {"type": "object",
                     "required": ["id", "mailbox", "folder", "caller_number", "called_number", "received_at", "duration_seconds", "unread", "audio_url"],
                     "properties": {

@@ -7,6 +7,10 @@
 //! under the data directory), `prompts`, `config`, and `server`, which wires
 //! them together.
 
+// The OpenAPI document is one large `serde_json::json!`, whose expansion
+// recurses once per token.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod apps;
 pub mod audio;

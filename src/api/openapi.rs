@@ -96,6 +96,45 @@ pub fn document() -> Value {
             }))
         }
     });
+    // Mailbox management, built apart like the audio messages.
+    let create_op = json!({
+                    "summary": "Create a mailbox (admin). It takes calls, lamps and email at once and is kept in <data>/mailboxes/<box>/mailbox.toml; the PIN only as its Argon2id hash.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "allOf": [{"$ref": "#/components/schemas/MailboxSettings"}], "required": ["number", "pin"],
+                        "properties": {"number": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,32}$"}}}}}},
+                    "responses": with(json!({
+                        "201": {"description": "Created (Location: the box).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}},
+                        "409": error_response("A mailbox with this number exists.")
+                    }))
+                });
+    let patch_op = json!({
+                    "summary": "Change a box's settings (admin, or the box's own token or session; limits and sharing are admin-only). null puts a key back to config.toml's value or the default. A config.toml box gets an override file.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MailboxSettings"}}}},
+                    "responses": with(json!({"200": {"description": "The box after the change.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))
+                });
+    let delete_op = json!({
+                    "summary": "Delete a box created through the API (admin): its folder with every message and greeting, its PIN and lockout state. Each message gets its deleted event; lamps go off; calls for it get 404.",
+                    "responses": with(json!({
+                        "204": {"description": "Deleted."},
+                        "409": error_response("The box is defined in config.toml: remove it there.")
+                    }))
+                });
+    let mailbox_settings = json!({"type": "object", "additionalProperties": false,
+                    "description": "The [[mailbox]] keys of config.toml; unknown keys, bad values and a PIN that breaks the PIN rules are 400s.",
+                    "properties": {
+                        "pin": {"type": "string", "description": "4-12 digits, not the box number; stored only hashed."},
+                        "name": {"type": "string"},
+                        "language": {"type": ["string", "null"], "enum": ["en", "fr", "es", "de", null]},
+                        "email": {"type": ["string", "null"]}, "attach_audio": {"type": ["boolean", "null"]},
+                        "delete_after_email": {"type": ["boolean", "null"]},
+                        "timezone": {"type": ["string", "null"], "description": "IANA name."},
+                        "ask_password": {"type": ["boolean", "null"]},
+                        "format": {"type": ["string", "null"]}, "attach_format": {"type": ["string", "null"]},
+                        "max_messages": {"type": ["integer", "null"], "minimum": 1, "maximum": 9999, "description": "Admin only."},
+                        "max_message_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 3600, "description": "Admin only."},
+                        "shared": {"type": ["boolean", "null"], "description": "Admin only."},
+                        "members": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Admin only; needs shared."},
+                        "per_member_read": {"type": ["boolean", "null"], "description": "Admin only; needs shared."}}});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -130,15 +169,20 @@ pub fn document() -> Value {
                 "summary": "End the session whose token is presented.",
                 "responses": {"204": {"description": "Signed out."}, "401": error_response("Not a session token.")}
             }},
-            "/api/v1/mailboxes": {"get": {
-                "summary": "The configured mailboxes the token may see.",
-                "responses": with(json!({"200": {"description": "Mailboxes.", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"mailboxes": {"type": "array", "items": {"$ref": "#/components/schemas/Mailbox"}}}}}}}}))
-            }},
+            "/api/v1/mailboxes": {
+                "get": {
+                    "summary": "The mailboxes the token may see: its own, and the shared boxes it is a member of (all of them for admin).",
+                    "responses": with(json!({"200": {"description": "Mailboxes.", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"mailboxes": {"type": "array", "items": {"$ref": "#/components/schemas/Mailbox"}}}}}}}}))
+                },
+                "post": create_op
+            },
             "/api/v1/mailboxes/{mailbox}": {
                 "parameters": [box_param()],
                 "get": {"summary": "One mailbox with its message counts and greetings.",
-                        "responses": with(json!({"200": {"description": "The mailbox.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))}
+                        "responses": with(json!({"200": {"description": "The mailbox.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))},
+                "patch": patch_op,
+                "delete": delete_op
             },
             "/api/v1/mailboxes/{mailbox}/messages": {
                 "parameters": [box_param()],
@@ -148,7 +192,8 @@ pub fn document() -> Value {
                         {"name": "folder", "in": "query", "schema": {"type": "string", "enum": ["inbox", "old", "saved", "all"], "default": "inbox"}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
                         {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
-                        {"name": "unread", "in": "query", "description": "true: only unheard (inbox) messages; false: only heard ones.", "schema": {"type": "boolean"}}
+                        {"name": "unread", "in": "query", "description": "true: only unheard (inbox) messages; false: only heard ones. In a shared box with per_member_read, as the asking member heard them.", "schema": {"type": "boolean"}},
+                        {"name": "voicemail_type", "in": "query", "description": "personal: this box's messages; global: those of the shared boxes it is a member of; all: both. Each message says its mailbox.", "schema": {"type": "string", "enum": ["personal", "global", "all"], "default": "personal"}}
                     ],
                     "responses": with(json!({"200": {"description": "A page of messages.", "content": {"application/json": {"schema": {
                         "type": "object", "required": ["mailbox", "folder", "total", "offset", "limit", "messages"],
@@ -164,7 +209,7 @@ pub fn document() -> Value {
                 "get": {"summary": "A message's metadata.",
                         "responses": with(json!({"200": {"description": "The message.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}}))},
                 "patch": {
-                    "summary": "Move a message or change its read state. read=true moves an inbox message to old (heard); read=false moves it back to the inbox.",
+                    "summary": "Move a message or change its read state. read=true moves an inbox message to old (heard); read=false moves it back to the inbox. A member of a shared box with per_member_read marks it for themselves only (heard_by); a folder move is for everyone.",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {
                         "type": "object", "additionalProperties": false, "minProperties": 1,
                         "properties": {"folder": {"type": "string", "enum": ["inbox", "old", "saved"]}, "read": {"type": "boolean"}}}}}},
@@ -272,14 +317,25 @@ pub fn document() -> Value {
                         "duration_seconds": {"type": "number"},
                         "codec": {"type": "string"}, "call_id": {"type": "string"},
                         "format": {"type": "string"}, "sample_rate": {"type": "integer"},
-                        "unread": {"type": "boolean"}, "audio_url": {"type": "string"}}},
+                        "unread": {"type": "boolean", "description": "Not heard: in the inbox and, in a shared box with per_member_read, not heard by the asking member."},
+                        "voicemail_type": {"type": "string", "enum": ["personal", "global"], "description": "global: the message is in a shared box."},
+                        "heard_by": {"type": "array", "items": {"type": "string"}, "description": "Shared box with per_member_read: the members who heard it."},
+                        "audio_url": {"type": "string"}}},
                 "Mailbox": {"type": "object", "required": ["number", "name", "messages", "greetings"],
                     "properties": {
                         "number": {"type": "string"}, "name": {"type": "string"}, "language": {"type": "string"},
                         "email": {"type": ["string", "null"]}, "attach_audio": {"type": "boolean"},
                         "delete_after_email": {"type": "boolean"}, "timezone": {"type": "string"},
+                        "ask_password": {"type": "boolean"},
+                        "format": {"type": "string"}, "attach_format": {"type": "string"},
+                        "max_messages": {"type": ["integer", "null"], "description": "Inbox + old; null: no limit of its own."},
+                        "max_message_seconds": {"type": "integer", "description": "The box's, or [voicemail] max_message_seconds."},
+                        "shared": {"type": "boolean"}, "members": {"type": "array", "items": {"type": "string"}},
+                        "per_member_read": {"type": "boolean"},
+                        "origin": {"type": "string", "enum": ["config", "api"]},
                         "messages": {"type": "object", "properties": {"inbox": {"type": "integer"}, "old": {"type": "integer"}, "saved": {"type": "integer"}}},
                         "greetings": {"type": "object", "properties": {"unavailable": {"type": "boolean"}, "busy": {"type": "boolean"}, "temp": {"type": "boolean"}, "name": {"type": "boolean"}}}}},
+                "MailboxSettings": mailbox_settings,
                 "Call": {"type": "object",
                     "required": ["call_id", "from", "to", "state", "started_at", "duration_s", "rtp", "dtmf", "dtmf_by_source", "messages"],
                     "properties": {
@@ -315,7 +371,11 @@ pub fn document() -> Value {
                         "pt": {"type": "integer"}, "packets": {"type": "integer"}, "bytes": {"type": "integer"}}}}}},
                 "Event": {"type": "object", "required": ["event", "seq", "at", "mailbox", "message"],
                     "properties": {
-                        "event": {"type": "string", "enum": ["voicemail_message_created", "voicemail_message_updated", "voicemail_message_deleted"]},
+                        "event": {"type": "string", "enum": ["voicemail_message_created", "voicemail_message_updated", "voicemail_message_deleted",
+                                                              "global_voicemail_message_created", "global_voicemail_message_updated", "global_voicemail_message_deleted"],
+                                  "description": "global_...: the message is in a shared box."},
+                        "member": {"type": "string", "description": "A member's own read state changed (per_member_read)."},
+                        "heard_by": {"type": "array", "items": {"type": "string"}},
                         "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
                         "mailbox": {"type": "string"},
                         "message": {"$ref": "#/components/schemas/Message", "description": "Without unread and audio_url."},

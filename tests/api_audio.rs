@@ -640,3 +640,63 @@ fn audio_messages_upload_download_and_speak() {
     assert_eq!(get(api, "/api/v1/audio-messages/menu_16k").status, 404);
     assert!(!data.path().join("audio/menu_16k.wav").exists());
 }
+
+/// A message spoken by espeak-ng through the API is what a dial plan's
+/// `play` node plays: an audio message named like the prompt replaces it
+/// at once (no reload), and the RTP the caller gets carries it.
+#[test]
+fn tts_audio_message_is_played_by_a_dial_plan() {
+    common::require_root();
+    let cwd = tempdir("voxmail-cwd-");
+    std::fs::create_dir_all(cwd.path().join("dialplans")).unwrap();
+    std::fs::write(
+        cwd.path().join("dialplans/test.toml"),
+        "# Written by tests/api_audio.rs.\n\n[[route]]\nmatch = \"5100\"\nnode = \"hello\"\n\n\
+         [node.hello]\nkind = \"play\"\nprompt = \"dp-welcome\"\nnext = \"bye\"\n\n\
+         [node.bye]\nkind = \"hangup\"\n",
+    )
+    .unwrap();
+    let data = tempdir("voxmail-data-");
+    let mut server = Server::start_in(&config(), data.path(), cwd.path());
+    let api = server.http();
+    let r = http(
+        api,
+        "POST",
+        "/api/v1/audio-messages/dp-welcome/tts",
+        Some(ADMIN),
+        &[("Content-Type", "application/json")],
+        br#"{"text": "Thank you for calling the test company. Goodbye.", "language": "en"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let spoken = wav_samples(&get(api, "/api/v1/audio-messages/dp-welcome").body);
+    assert!(spoken.len() > 8000, "{} samples", spoken.len());
+
+    let media = tempdir("voxmail-media-");
+    let mut s = RtpStream::new(0xd1a1_5100, 500, 16_000);
+    let end = (spoken.len() / 8) as u64 + 3_000;
+    s.silence_until(0, end, ULAW_SILENCE);
+    let pcap = media.path().join("silence.pcap");
+    s.write_pcap(&pcap);
+    let opts = SippOpts::new("5100")
+        .file("media.pcap", &pcap)
+        .key("caller", "5551234")
+        .key("uri_params", "")
+        .key("extra_header", "X-Voxmail-Test: tts")
+        .timeout(Duration::from_secs(60));
+    let sniffer = RtpSniffer::start(server.rtp_ports);
+    let run = sipp::run_sipp("dialplan_call.xml", server.sip, &opts);
+    std::thread::sleep(Duration::from_millis(200));
+    let rtp = sniffer.stop();
+    run.assert_success();
+    server.assert_running();
+    let (heard, _) = rtp_sniff::ulaw_audio_to(&rtp, run.media_port);
+    let (corr, overlap) = audio::best_alignment(&spoken, &heard);
+    eprintln!(
+        "TTS audio message heard: correlation {corr:.3} over {:.2} s",
+        overlap as f64 / 8000.0
+    );
+    assert!(
+        corr >= 0.8 && overlap as f64 >= spoken.len() as f64 * 0.8,
+        "the call did not play the spoken audio message: {corr:.3} over {overlap} samples"
+    );
+}

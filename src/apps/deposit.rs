@@ -410,7 +410,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             };
             let candidates = temp.then_some(GreetingKind::Temporary).into_iter();
             for k in candidates.chain(kinds.iter().copied()) {
-                match store.load_greeting(&id, k) {
+                match store.greeting_pcm(&id, k) {
                     Ok(Some(pcm)) if !pcm.is_empty() => return Ok(Some((k, pcm))),
                     Ok(_) => {}
                     Err(e) => {
@@ -425,7 +425,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
         if let Some((k, pcm)) = recorded {
             tracing::debug!(mailbox = %mailbox, greeting = k.file_stem(), "playing a recorded greeting");
             return Greeting {
-                audio: vec![Pcm::from(pcm)],
+                audio: vec![pcm],
                 personal: true,
             };
         }

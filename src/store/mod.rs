@@ -23,7 +23,7 @@ mod scratch;
 pub mod security;
 mod writer;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader};
@@ -198,7 +198,20 @@ struct Inner {
     active: Mutex<HashSet<MessageId>>,
     /// Each box's `format` (see formats.rs); `None`: WAV everywhere.
     formats: RwLock<Option<FormatLookup>>,
+    /// Decoded greetings by path, valid while the file's size and mtime
+    /// hold: a call costs a `stat`, not a read and decode, and thousands
+    /// of callers share one copy of a box's greeting.
+    greetings: Mutex<HashMap<PathBuf, CachedGreeting>>,
 }
+
+struct CachedGreeting {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    pcm: Arc<[i16]>,
+}
+
+/// Greetings kept decoded at most (the cache is emptied beyond).
+const GREETING_CACHE_ENTRIES: usize = 4096;
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,6 +229,7 @@ impl Store {
                 root: data_dir.to_path_buf(),
                 active: Mutex::new(HashSet::new()),
                 formats: RwLock::new(None),
+                greetings: Mutex::new(HashMap::new()),
             }),
         };
         fsutil::create_dir_all(&store.mailboxes_dir())?;
@@ -785,6 +799,47 @@ impl Store {
     /// A recorded greeting as 8 kHz mono PCM, or `None` if there is none.
     /// A corrupt or wrongly formatted file is logged and treated as absent,
     /// so the caller falls back to the default greeting.
+    /// [`Store::load_greeting`] for playing: shared, decoded once per
+    /// version of the file.
+    pub fn greeting_pcm(
+        &self,
+        mailbox: &MailboxId,
+        kind: GreetingKind,
+    ) -> Result<Option<Arc<[i16]>>, StoreError> {
+        let path = self.greeting_path(mailbox, kind);
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        let lock = || self.inner.greetings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = lock().get(&path)
+            && c.len == len
+            && c.modified == modified
+        {
+            return Ok(Some(c.pcm.clone()));
+        }
+        let Some(samples) = self.load_greeting(mailbox, kind)? else {
+            lock().remove(&path);
+            return Ok(None);
+        };
+        let pcm: Arc<[i16]> = samples.into();
+        let mut cache = lock();
+        if cache.len() >= GREETING_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(
+            path,
+            CachedGreeting {
+                len,
+                modified,
+                pcm: pcm.clone(),
+            },
+        );
+        Ok(Some(pcm))
+    }
+
     pub fn load_greeting(
         &self,
         mailbox: &MailboxId,

@@ -538,3 +538,52 @@ fn count_needs_metadata_and_audio_but_opens_no_file() {
         2
     );
 }
+
+#[test]
+fn greeting_pcm_is_shared_until_the_file_changes() {
+    let (_d, store) = store();
+    let b = mb("1001");
+    assert!(
+        store
+            .greeting_pcm(&b, GreetingKind::Unavailable)
+            .unwrap()
+            .is_none()
+    );
+    let first: Vec<i16> = (0..4000).map(|i| (i % 500) as i16).collect();
+    store
+        .save_greeting(&b, GreetingKind::Unavailable, &first)
+        .unwrap();
+    let a = store
+        .greeting_pcm(&b, GreetingKind::Unavailable)
+        .unwrap()
+        .unwrap();
+    let again = store
+        .greeting_pcm(&b, GreetingKind::Unavailable)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&a[..], &first[..]);
+    assert!(
+        Arc::ptr_eq(&a, &again),
+        "second call decoded the file again"
+    );
+    // A new greeting (other length) is picked up at once.
+    let second: Vec<i16> = vec![7; 2000];
+    store
+        .save_greeting(&b, GreetingKind::Unavailable, &second)
+        .unwrap();
+    let b2 = store
+        .greeting_pcm(&b, GreetingKind::Unavailable)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&b2[..], &second[..]);
+    // Deleted: gone from the cache too.
+    store
+        .delete_greeting(&b, GreetingKind::Unavailable)
+        .unwrap();
+    assert!(
+        store
+            .greeting_pcm(&b, GreetingKind::Unavailable)
+            .unwrap()
+            .is_none()
+    );
+}

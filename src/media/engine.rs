@@ -184,10 +184,7 @@ impl MediaSession {
 
     /// The session's statistics as of the last second (final after close).
     pub fn stats(&self) -> SessionStats {
-        self.stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn send(&self, c: Command) {

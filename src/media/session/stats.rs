@@ -163,9 +163,10 @@ impl ArrivalJitter {
     pub fn on_packet(&mut self, arrival: Instant, ssrc: u32, timestamp: u32) -> u32 {
         let base = *self.base.get_or_insert(arrival);
         let elapsed = arrival.saturating_duration_since(base);
-        // Arrival in timestamp units, modulo 2^32 like the timestamps.
+        // Arrival in timestamp units, modulo 2^32 like the timestamps
+        // (8 kHz: one unit is 125 µs; no 128-bit arithmetic per packet).
         let units = elapsed.as_secs() * CLOCK_RATE
-            + u64::from(elapsed.subsec_nanos()) * CLOCK_RATE / 1_000_000_000;
+            + u64::from(elapsed.subsec_nanos() / (1_000_000_000 / CLOCK_RATE as u32));
         let transit = (units as u32).wrapping_sub(timestamp);
         match self.last_transit {
             Some(last) if self.ssrc == ssrc => {

@@ -103,6 +103,20 @@ fn deposit_pcap(dir: &Path) -> PathBuf {
     path
 }
 
+/// Silence with `keys` as RFC 4733 events at their times, then 1.5 s more.
+fn keys_pcap(dir: &Path, groups: &[(u64, &str)]) -> PathBuf {
+    let mut s = RtpStream::new(0xa91b_1000, 900, 32_000);
+    for (at_ms, keys) in groups {
+        s.silence_until(0, *at_ms, ULAW_SILENCE);
+        s.rfc4733_keys(0, TE_PT, keys, 120, 100, ULAW_SILENCE);
+    }
+    let end = s.duration_ms() + 1_500;
+    s.silence_until(0, end, ULAW_SILENCE);
+    let path = dir.join("keys.pcap");
+    s.write_pcap(&path);
+    path
+}
+
 /// A call for `mailbox` as a PBX forwards it after no answer: to the
 /// shipped plan's `voicemail` route, with a Diversion header naming it.
 fn diverted_opts(mailbox: &str) -> SippOpts {
@@ -196,6 +210,15 @@ fn an_api_box_takes_calls_changes_survives_a_restart_and_goes_away() {
         api.login("2000", "8642").is_some(),
         "the new PIN is refused"
     );
+    // And by phone: *992000, the new PIN, then `#` to leave.
+    let keys = keys_pcap(media.path(), &[(1_500, "8642#"), (9_000, "#")]);
+    let opts = SippOpts::new("*992000")
+        .file("media.pcap", &keys)
+        .key("caller", "5551234")
+        .timeout(Duration::from_secs(60));
+    sipp::run_sipp("retrieval_rfc4733.xml", server.sip, &opts).assert_success();
+    let logins = server.count_log_lines(|l| l.contains("voicemail login") && l.contains("2000"));
+    assert_eq!(logins, 1, "the new PIN did not open the box by phone");
     // Limits are the operator's.
     let r = api.patch(
         "/api/v1/mailboxes/2000",

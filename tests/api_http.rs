@@ -679,8 +679,9 @@ async fn audio_download_supports_ranges() {
         );
     }
 
+    // MP3 is transcoded (tests/api_audio.rs); an unknown format is 400.
     let resp = api
-        .get(&format!("{path}?format=mp3"), ALICE)
+        .get(&format!("{path}?format=ogg"), ALICE)
         .send()
         .await
         .unwrap();
@@ -1376,6 +1377,11 @@ async fn health_metrics_and_openapi() {
         "PATCH /api/v1/mailboxes/{mailbox}/messages/{id}",
         "DELETE /api/v1/mailboxes/{mailbox}/messages/{id}",
         "GET /api/v1/mailboxes/{mailbox}/messages/{id}/audio",
+        "GET /api/v1/audio-messages",
+        "GET /api/v1/audio-messages/{name}",
+        "PUT /api/v1/audio-messages/{name}",
+        "DELETE /api/v1/audio-messages/{name}",
+        "POST /api/v1/audio-messages/{name}/tts",
         "POST /api/v1/login",
         "POST /api/v1/logout",
         "GET /api/v1/openapi.json",

@@ -435,6 +435,59 @@ mod tests {
         assert!(out.iter().all(|&s| s.abs() < 2), "silence stays silent");
     }
 
+    fn wav_in_memory(rate: u32, channels: u16, interleaved: &[i16]) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
+        for &s in interleaved {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn uploads_in_memory_decode_like_files() {
+        // 0.5 s of 400 Hz at 16 kHz, stereo with opposite offsets that
+        // cancel in the average.
+        let mut inter = Vec::new();
+        for i in 0..8000 {
+            let v = to_i16(0.25 * (TAU * 400.0 * i as f32 / 16000.0).sin());
+            inter.push(v.saturating_add(4000));
+            inter.push(v.saturating_sub(4000));
+        }
+        let out = decode_bytes(wav_in_memory(16000, 2, &inter), 60).unwrap();
+        assert_eq!(out.len(), 4000);
+        let r = rms(&out[400..3600]);
+        // 0.25 scale sine: 0.25 * 32768 / sqrt(2) ≈ 5793.
+        assert!((5500.0..6100.0).contains(&r), "rms {r}");
+        // A silent MP3 at 44.1 kHz, from memory.
+        let out = decode_bytes(silent_mp3(40), 60).unwrap();
+        assert!((7900..=8400).contains(&out.len()), "{}", out.len());
+    }
+
+    #[test]
+    fn uploads_are_refused_when_garbage_empty_or_too_long() {
+        assert!(matches!(
+            decode_bytes(b"hello, not audio at all".to_vec(), 60),
+            Err(DecodeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode_bytes(wav_in_memory(8000, 1, &[]), 60),
+            Err(DecodeError::Empty | DecodeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode_bytes(wav_in_memory(8000, 1, &vec![0; 8000 * 3]), 2),
+            Err(DecodeError::TooLong { max_seconds: 2 })
+        ));
+        assert!(decode_bytes(Vec::new(), 60).is_err());
+    }
+
     #[test]
     fn errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,7 @@ use super::{
     WebhookConfig,
 };
 use crate::audio::{AudioFormat, StorageFormat};
+use crate::sip::registrar::DigestAlgorithm;
 
 const TOP_KEYS: &[&str] = &[
     "sip",
@@ -71,7 +72,7 @@ const SMTP_KEYS: &[&str] = &[
     "host", "port", "from", "username", "password", "starttls", "subject", "body",
 ];
 const WEBHOOK_KEYS: &[&str] = &["url", "secret"];
-const MWI_KEYS: &[&str] = &["unsolicited", "realm"];
+const MWI_KEYS: &[&str] = &["unsolicited", "realm", "digest_algorithms"];
 
 /// Longest recording we accept: one hour keeps a message file reasonable.
 const MAX_MESSAGE_SECONDS: u32 = 3600;
@@ -1092,8 +1093,69 @@ impl Checker<'_> {
                 .value::<bool>(s, "unsolicited")
                 .map_or(d.unsolicited, |(v, _)| v),
             realm,
+            digest_algorithms: self.digest_algorithms(s),
             sip_passwords: d.sip_passwords,
         }
+    }
+
+    /// `digest_algorithms` in [mwi]: what the registrar offers, most
+    /// preferred first; each entry is checked at its own position.
+    fn digest_algorithms(&mut self, s: &Section<'_, '_>) -> Vec<DigestAlgorithm> {
+        let default = DigestAlgorithm::DEFAULT.to_vec();
+        let Some(value) = s.get("digest_algorithms") else {
+            return default;
+        };
+        let expected = one_of(&DigestAlgorithm::ALL.map(DigestAlgorithm::name));
+        let DeValue::Array(entries) = value.get_ref() else {
+            self.error(
+                value.span(),
+                format!(
+                    "`digest_algorithms` in [mwi] must be an array like [\"MD5\", \"SHA-256\"], \
+                     found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return default;
+        };
+        if entries.is_empty() {
+            self.error(
+                value.span(),
+                format!(
+                    "`digest_algorithms` in [mwi] is empty: no phone could register, \
+                     expected one or more of {expected}"
+                ),
+            );
+            return default;
+        }
+        let mut out: Vec<DigestAlgorithm> = Vec::new();
+        for entry in entries.iter() {
+            let DeValue::String(name) = entry.get_ref() else {
+                self.error(
+                    entry.span(),
+                    format!(
+                        "`digest_algorithms` in [mwi]: expected a string, found {}",
+                        entry.get_ref().type_str()
+                    ),
+                );
+                continue;
+            };
+            match DigestAlgorithm::from_name(name) {
+                None => self.error(
+                    entry.span(),
+                    format!(
+                        "`digest_algorithms` in [mwi]: `{}` is not a supported digest \
+                         algorithm, expected one of {expected}",
+                        name.escape_debug()
+                    ),
+                ),
+                Some(a) if out.contains(&a) => self.error(
+                    entry.span(),
+                    format!("`digest_algorithms` in [mwi]: `{a}` is listed twice"),
+                ),
+                Some(a) => out.push(a),
+            }
+        }
+        if out.is_empty() { default } else { out }
     }
 
     /// `sip_password` of each valid `[[mailbox]]`, read after the boxes

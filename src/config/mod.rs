@@ -15,6 +15,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use crate::sip::registrar::DigestAlgorithm;
+
 pub use check::is_pin_hash;
 pub use mailbox_file::{MAILBOX_FILE_SECTION, parse_mailbox_file, render_mailbox_file};
 
@@ -382,6 +384,8 @@ impl fmt::Debug for WebhookConfig {
 }
 
 /// `[mwi]`: message-waiting lamps, and the registrar phones use to get them.
+/// The registrar's digest settings (realm, algorithms) live here because
+/// it exists for the lamps: voxmail authenticates nothing else over SIP.
 #[derive(Clone, PartialEq)]
 pub struct MwiConfig {
     /// Also NOTIFY registered contacts that did not subscribe (default
@@ -389,6 +393,9 @@ pub struct MwiConfig {
     pub unsolicited: bool,
     /// The digest realm the registrar challenges with (default "voxmail").
     pub realm: String,
+    /// Digest algorithms the registrar offers, most preferred first
+    /// (default MD5 then SHA-256, see [`DigestAlgorithm::DEFAULT`]).
+    pub digest_algorithms: Vec<DigestAlgorithm>,
     /// SIP users who may REGISTER (and must authenticate to SUBSCRIBE to
     /// their box): mailbox number → the `sip_password` of that
     /// `[[mailbox]]`.
@@ -400,6 +407,7 @@ impl Default for MwiConfig {
         MwiConfig {
             unsolicited: false,
             realm: "voxmail".to_owned(),
+            digest_algorithms: DigestAlgorithm::DEFAULT.to_vec(),
             sip_passwords: BTreeMap::new(),
         }
     }
@@ -410,6 +418,7 @@ impl fmt::Debug for MwiConfig {
         f.debug_struct("MwiConfig")
             .field("unsolicited", &self.unsolicited)
             .field("realm", &self.realm)
+            .field("digest_algorithms", &self.digest_algorithms)
             .field("sip_users", &self.sip_passwords.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -1289,6 +1298,66 @@ timezone = "Europe/Brussels"
         );
         assert!(render_template("{a", v).unwrap_err().contains("unclosed"));
         assert_eq!(render_template("é{a}ü", v).unwrap(), "éXü");
+    }
+
+    #[test]
+    fn mwi_digest_algorithms() {
+        use DigestAlgorithm::{Md5, Sha256};
+        assert_eq!(ok("").mwi.digest_algorithms, [Md5, Sha256]);
+        let c = ok("[mwi]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n");
+        assert_eq!(c.mwi.digest_algorithms, [Sha256, Md5]);
+        assert!(format!("{:?}", c.mwi).contains("[Sha256, Md5]"));
+        let c = ok("[mwi]\ndigest_algorithms = [\"md5\"]\n");
+        assert_eq!(c.mwi.digest_algorithms, [Md5]);
+
+        // Each bad entry at its own line and column.
+        let errs = errors(
+            "[mwi]\ndigest_algorithms = [\n  \"SHA-256\",\n  \"MD5-sess\",\n  \"sha-256\",\n  3,\n]\n",
+        );
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert_eq!((errs[0].0, errs[0].1), (4, 3));
+        let msg = &errs[0].2;
+        assert!(
+            msg.contains("`MD5-sess` is not a supported digest algorithm")
+                && msg.contains("`MD5`, `SHA-256`"),
+            "{errs:?}"
+        );
+        assert_eq!((errs[1].0, errs[1].1), (5, 3));
+        assert!(errs[1].2.contains("`SHA-256` is listed twice"), "{errs:?}");
+        assert_eq!((errs[2].0, errs[2].1), (6, 3));
+        assert!(
+            errs[2].2.contains("expected a string, found integer"),
+            "{errs:?}"
+        );
+
+        assert_eq!(
+            one_error(
+                "[mwi]\nrealm = \"x\"\ndigest_algorithms = []\n",
+                "`digest_algorithms` in [mwi] is empty"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "\n[mwi]\ndigest_algorithms = \"MD5\"\n",
+                "must be an array like"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "[mwi]\ndigest_algorithms = [\"SHA-512-256\"]\n",
+                "`SHA-512-256` is not a supported"
+            ),
+            2
+        );
+        assert_eq!(
+            one_error(
+                "[mwi]\ndigest_algorithms = [\"MD5\", \"md5\"]\n",
+                "`MD5` is listed twice"
+            ),
+            2
+        );
     }
 
     #[test]

@@ -79,7 +79,8 @@ impl Presence {
     /// same moment).
     pub fn open(config: &Config, data_dir: &Path, now: Instant, wall: jiff::Timestamp) -> Presence {
         let mut p = Presence {
-            registrar: Registrar::new(config.mwi.realm.clone(), users(config)),
+            registrar: Registrar::new(config.mwi.realm.clone(), users(config))
+                .with_algorithms(&config.mwi.digest_algorithms),
             mwi: MwiNotifier::new(config.sip.public_address, config.sip.user_agent.clone()),
             boxes: config.mailboxes.iter().map(|m| m.number.clone()).collect(),
             unsolicited: config.mwi.unsolicited,
@@ -108,6 +109,7 @@ impl Presence {
     pub fn reload(&mut self, config: &Config) {
         self.registrar
             .set_users(config.mwi.realm.clone(), users(config));
+        self.registrar.set_algorithms(&config.mwi.digest_algorithms);
         self.boxes = config.mailboxes.iter().map(|m| m.number.clone()).collect();
         let boxes = &self.boxes;
         self.mwi.retain_mailboxes(|b| boxes.contains(b));
@@ -752,7 +754,7 @@ mod tests {
             .collect();
         assert_eq!(challenges.len(), 2, "{}", ch[0]);
         assert!(
-            challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5")
+            challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256")
         );
         assert_eq!(h.presence.caller_mailbox(phone().remote), None);
 

@@ -1,5 +1,9 @@
 //! The embedded registrar (RFC 3261 §10.3) with digest authentication
-//! (RFC 2617 MD5 and RFC 8760 SHA-256, `qop=auth`).
+//! (RFC 2617 MD5 and RFC 8760 SHA-256, `qop=auth`). Which algorithms are
+//! offered, in which order, is configuration (`[mwi] digest_algorithms`):
+//! old phones give up on a challenge list that is not MD5-first or that
+//! holds anything but MD5, so the operator chooses between reach and
+//! strength.
 //!
 //! Sans-IO like the endpoint: [`Registrar::handle`] takes a parsed REGISTER,
 //! the instant it arrived and where it came from, and says what to answer;
@@ -15,6 +19,7 @@
 //! differs from the hex on the wire from `nc=0000000a` on).
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,61 @@ pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_NONCES: usize = 20_000;
 /// Contacts one user may have registered at once.
 pub const MAX_BINDINGS_PER_USER: usize = 10;
+
+/// A digest algorithm the registrar can offer and verify. The `-sess`
+/// variants and SHA-512-256 are not implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    /// RFC 2617: what every phone speaks.
+    Md5,
+    /// RFC 8760.
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// Every algorithm implemented.
+    pub const ALL: [DigestAlgorithm; 2] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+
+    /// Offered when nothing is configured. MD5 first: phones that read only
+    /// the first challenge (SIPp 3.6) or take the topmost they support then
+    /// use MD5, and SHA-256 is there for phones that speak nothing else.
+    /// Phones that give up on any non-MD5 challenge (libre 1.x, i.e.
+    /// baresip 1.0) need `[Md5]` alone.
+    pub const DEFAULT: [DigestAlgorithm; 2] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+
+    /// The name in `algorithm=` (RFC 8760 §3).
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    /// The algorithm `name` means, ignoring case; `SHA256` is an older
+    /// spelling some phones write.
+    pub fn from_name(name: &str) -> Option<DigestAlgorithm> {
+        if name.eq_ignore_ascii_case("MD5") {
+            Some(DigestAlgorithm::Md5)
+        } else if name.eq_ignore_ascii_case("SHA-256") || name.eq_ignore_ascii_case("SHA256") {
+            Some(DigestAlgorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    fn digest(self) -> Algorithm {
+        match self {
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+        }
+    }
+}
+
+impl fmt::Display for DigestAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One registered contact of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +159,8 @@ struct NonceEntry {
 pub struct Registrar {
     realm: String,
     users: HashMap<String, String>,
+    /// Offered in this order; a response with any other is refused.
+    algorithms: Vec<DigestAlgorithm>,
     nonces: HashMap<String, NonceEntry>,
     /// Nonces in the order handed out (all live for the same time, so also
     /// in expiry order).
@@ -106,11 +168,12 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
 }
 
-impl std::fmt::Debug for Registrar {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Passwords stay out of logs.
         f.debug_struct("Registrar")
             .field("realm", &self.realm)
+            .field("algorithms", &self.algorithms)
             .field("users", &self.users.keys().collect::<Vec<_>>())
             .field("bindings", &self.bindings)
             .finish_non_exhaustive()
@@ -129,11 +192,13 @@ enum Auth {
 }
 
 impl Registrar {
-    /// `users`: user name (the mailbox number) → password.
+    /// `users`: user name (the mailbox number) → password. Offers
+    /// [`DigestAlgorithm::DEFAULT`] until told otherwise.
     pub fn new(realm: impl Into<String>, users: HashMap<String, String>) -> Self {
         Registrar {
             realm: realm.into(),
             users,
+            algorithms: DigestAlgorithm::DEFAULT.to_vec(),
             nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
             bindings: HashMap::new(),
@@ -142,6 +207,34 @@ impl Registrar {
 
     pub fn realm(&self) -> &str {
         &self.realm
+    }
+
+    /// [`Registrar::set_algorithms`] when building.
+    pub fn with_algorithms(mut self, algorithms: &[DigestAlgorithm]) -> Self {
+        self.set_algorithms(algorithms);
+        self
+    }
+
+    /// The algorithms to offer, most preferred first (a config reload).
+    /// Repeats are dropped; an empty list (which the config refuses) keeps
+    /// [`DigestAlgorithm::DEFAULT`] rather than lock every phone out.
+    /// Outstanding nonces stay good, but only for the new algorithms.
+    pub fn set_algorithms(&mut self, algorithms: &[DigestAlgorithm]) {
+        let mut list: Vec<DigestAlgorithm> = Vec::with_capacity(algorithms.len());
+        for a in algorithms {
+            if !list.contains(a) {
+                list.push(*a);
+            }
+        }
+        if list.is_empty() {
+            list = DigestAlgorithm::DEFAULT.to_vec();
+        }
+        self.algorithms = list;
+    }
+
+    /// The algorithms offered, in order.
+    pub fn algorithms(&self) -> &[DigestAlgorithm] {
+        &self.algorithms
     }
 
     /// Whether `user` may register (has a password).
@@ -303,7 +396,8 @@ impl Registrar {
         }
     }
 
-    /// A 401 with a fresh nonce, SHA-256 offered first (RFC 8760 §2.4).
+    /// A 401 with a fresh nonce: one `WWW-Authenticate` per configured
+    /// algorithm, the preferred first (RFC 8760 §2.4).
     fn challenge(&mut self, now: Instant, stale: bool) -> RegisterReply {
         let nonce = format!("{:032x}", rand::random::<u128>());
         while self.nonce_order.len() >= MAX_NONCES {
@@ -317,7 +411,7 @@ impl Registrar {
         self.nonce_order.push_back((expires_at, nonce.clone()));
         let stale = if stale { ", stale=true" } else { "" };
         let mut r = RegisterReply::new(401, "Unauthorized");
-        for alg in ["SHA-256", "MD5"] {
+        for alg in &self.algorithms {
             r.headers.push((
                 "WWW-Authenticate",
                 format!(
@@ -366,14 +460,14 @@ impl Registrar {
         ) else {
             return Auth::Challenge;
         };
+        // No `algorithm` means MD5 (RFC 2617 §3.2.2). Only what we offer
+        // is verified: a phone must not pick a weaker one than configured.
         let algorithm = match param(&tok, "algorithm") {
-            None => Algorithm::Md5,
-            Some(a) if a.eq_ignore_ascii_case("MD5") => Algorithm::Md5,
-            Some(a) if a.eq_ignore_ascii_case("SHA-256") || a.eq_ignore_ascii_case("SHA256") => {
-                Algorithm::Sha256
-            }
-            // Not offered (the -sess variants, SHA-512-256).
-            Some(_) => return Auth::Challenge,
+            None => Some(DigestAlgorithm::Md5),
+            Some(a) => DigestAlgorithm::from_name(a),
+        };
+        let Some(algorithm) = algorithm.filter(|a| self.algorithms.contains(a)) else {
+            return Auth::Challenge;
         };
         // With qop=auth the count is hashed as written: 8 hex digits.
         let qop = match param(&tok, "qop") {
@@ -409,7 +503,7 @@ impl Registrar {
             &nonce_part,
             &req.method,
             uri,
-            algorithm,
+            algorithm.digest(),
             None,
         );
         let given = response.to_ascii_lowercase();
@@ -816,14 +910,15 @@ mod tests {
     }
 
     #[test]
-    fn challenge_offers_sha256_then_md5_and_md5_registers() {
+    fn default_challenge_offers_md5_then_sha256_and_md5_registers() {
         let mut r = registrar();
         let now = Instant::now();
         let ch = r.handle(now, &register("1001", 1, CONTACT), peer());
         let offered = challenges(&ch);
         assert_eq!(offered.len(), 2);
-        assert_eq!(offered[0].1, "SHA-256");
-        assert_eq!(offered[1].1, "MD5");
+        assert_eq!(offered[0].1, "MD5");
+        assert_eq!(offered[1].1, "SHA-256");
+        assert_eq!(offered[0].0, offered[1].0, "one nonce for both");
         assert!(!offered[0].2, "a first challenge is not stale");
         assert_eq!(offered[0].0.len(), 32);
         assert!(ch.to_tag.is_some());
@@ -836,7 +931,7 @@ mod tests {
             &Method::Register,
             "1001",
             "s3cret",
-            &offered[1].0,
+            &offered[0].0,
             Algorithm::Md5,
         );
         let ok = r.handle(
@@ -858,6 +953,189 @@ mod tests {
         assert_eq!(r.user_for(peer().remote).as_deref(), Some("1001"));
         assert_eq!(r.user_for("10.0.0.6:5062".parse().unwrap()), None);
         assert_eq!(r.registered_users(), ["1001"]);
+    }
+
+    /// The algorithm names of a challenge, in order.
+    fn offered_names(r: &RegisterReply) -> Vec<String> {
+        challenges(r).into_iter().map(|c| c.1).collect()
+    }
+
+    #[test]
+    fn challenge_lists_exactly_the_configured_algorithms_in_order() {
+        use DigestAlgorithm::{Md5, Sha256};
+        let now = Instant::now();
+        for (configured, names) in [
+            (vec![Sha256, Md5], vec!["SHA-256", "MD5"]),
+            (vec![Md5, Sha256], vec!["MD5", "SHA-256"]),
+            (vec![Md5], vec!["MD5"]),
+            (vec![Sha256], vec!["SHA-256"]),
+            // Repeats are dropped; nothing at all keeps the default.
+            (vec![Sha256, Sha256, Md5], vec!["SHA-256", "MD5"]),
+            (vec![], vec!["MD5", "SHA-256"]),
+        ] {
+            let mut r = registrar().with_algorithms(&configured);
+            let ch = r.handle(now, &register("1001", 1, CONTACT), peer());
+            assert_eq!(offered_names(&ch), names, "{configured:?}");
+            // A SUBSCRIBE's challenge and a stale one offer the same.
+            let sub = r
+                .authenticate(now, &request("SUBSCRIBE", "1001", 1, ""), "1001")
+                .unwrap_err();
+            assert_eq!(offered_names(&sub), names, "{configured:?}");
+            let auth = authorization(
+                &Method::Register,
+                "1001",
+                "s3cret",
+                "0123456789abcdef",
+                if names[0] == "MD5" {
+                    Algorithm::Md5
+                } else {
+                    Algorithm::Sha256
+                },
+            );
+            let stale = r.handle(
+                now,
+                &register("1001", 2, &format!("{CONTACT}{auth}")),
+                peer(),
+            );
+            assert!(challenges(&stale).iter().all(|c| c.2), "{stale:?}");
+            assert_eq!(offered_names(&stale), names, "{configured:?}");
+        }
+        let mut r = registrar();
+        r.set_algorithms(&[Sha256]);
+        assert_eq!(r.algorithms(), [Sha256]);
+        assert!(format!("{r:?}").contains("Sha256"));
+    }
+
+    #[test]
+    fn a_response_with_an_algorithm_not_offered_is_challenged_again() {
+        use DigestAlgorithm::{Md5, Sha256};
+        let now = Instant::now();
+        // MD5 only: a right SHA-256 answer does not register.
+        let mut r = registrar().with_algorithms(&[Md5]);
+        let nonce = challenges(&r.handle(now, &register("1001", 1, CONTACT), peer()))[0]
+            .0
+            .clone();
+        let sha = authorization(
+            &Method::Register,
+            "1001",
+            "s3cret",
+            &nonce,
+            Algorithm::Sha256,
+        );
+        let refused = r.handle(
+            now,
+            &register("1001", 2, &format!("{CONTACT}{sha}")),
+            peer(),
+        );
+        assert_eq!(offered_names(&refused), ["MD5"]);
+        assert!(
+            !challenges(&refused)[0].2,
+            "not stale: the answer was unusable"
+        );
+        assert!(r.bindings("1001").is_empty());
+
+        // SHA-256 only: neither `algorithm=MD5` nor no algorithm (which
+        // means MD5) registers, whatever the password.
+        let mut r = registrar().with_algorithms(&[Sha256]);
+        let nonce = challenges(&r.handle(now, &register("1001", 1, CONTACT), peer()))[0]
+            .0
+            .clone();
+        let md5 = authorization(&Method::Register, "1001", "s3cret", &nonce, Algorithm::Md5);
+        let bare = md5.replace(", algorithm=MD5", "");
+        let wrong = authorization(&Method::Register, "1001", "guess", &nonce, Algorithm::Md5);
+        for (cseq, auth) in [(2, &md5), (3, &bare), (4, &wrong)] {
+            let reply = r.handle(
+                now,
+                &register("1001", cseq, &format!("{CONTACT}{auth}")),
+                peer(),
+            );
+            assert_eq!(offered_names(&reply), ["SHA-256"], "{auth}");
+        }
+        let sub = authorization(&Method::Subscribe, "1001", "s3cret", &nonce, Algorithm::Md5);
+        let reply = r
+            .authenticate(now, &request("SUBSCRIBE", "1001", 5, &sub), "1001")
+            .unwrap_err();
+        assert_eq!(offered_names(&reply), ["SHA-256"]);
+        assert!(r.bindings("1001").is_empty());
+
+        // A reload that drops MD5 turns away an MD5 answer to a nonce
+        // issued before it.
+        let mut r = registrar();
+        let nonce = challenges(&r.handle(now, &register("1001", 1, CONTACT), peer()))[0]
+            .0
+            .clone();
+        r.set_algorithms(&[Sha256]);
+        let md5 = authorization(&Method::Register, "1001", "s3cret", &nonce, Algorithm::Md5);
+        let reply = r.handle(
+            now,
+            &register("1001", 2, &format!("{CONTACT}{md5}")),
+            peer(),
+        );
+        assert_eq!(offered_names(&reply), ["SHA-256"]);
+        assert!(r.bindings("1001").is_empty());
+    }
+
+    #[test]
+    fn md5_only_and_sha256_only_both_authenticate() {
+        use DigestAlgorithm::{Md5, Sha256};
+        let now = Instant::now();
+        for (only, alg) in [(Md5, Algorithm::Md5), (Sha256, Algorithm::Sha256)] {
+            let mut r = registrar().with_algorithms(&[only]);
+            let nonce = challenges(&r.handle(now, &register("1001", 1, CONTACT), peer()))[0]
+                .0
+                .clone();
+            let auth = authorization(&Method::Register, "1001", "s3cret", &nonce, alg);
+            let ok = r.handle(
+                now,
+                &register("1001", 2, &format!("{CONTACT}{auth}")),
+                peer(),
+            );
+            assert_eq!(ok.status, 200, "{only}: {ok:?}");
+            assert_eq!(r.registered_users(), ["1001"], "{only}");
+            // The same algorithm for a SUBSCRIBE, and a wrong password is
+            // still refused.
+            let ch = r
+                .authenticate(now, &request("SUBSCRIBE", "1001", 3, ""), "1001")
+                .unwrap_err();
+            let nonce = challenges(&ch)[0].0.clone();
+            let sub = authorization(&Method::Subscribe, "1001", "s3cret", &nonce, alg);
+            assert_eq!(
+                r.authenticate(now, &request("SUBSCRIBE", "1001", 4, &sub), "1001"),
+                Ok(()),
+                "{only}"
+            );
+            let bad = authorization(&Method::Register, "1001", "guess", &nonce, alg)
+                .replace("nc=00000001", "nc=00000002");
+            let reply = r.handle(
+                now,
+                &register("1001", 5, &format!("{CONTACT}{bad}")),
+                peer(),
+            );
+            assert_eq!((reply.status, reply.reason), (403, "Forbidden"), "{only}");
+        }
+    }
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!(
+            DigestAlgorithm::from_name("md5"),
+            Some(DigestAlgorithm::Md5)
+        );
+        assert_eq!(
+            DigestAlgorithm::from_name("sha-256"),
+            Some(DigestAlgorithm::Sha256)
+        );
+        assert_eq!(
+            DigestAlgorithm::from_name("SHA256"),
+            Some(DigestAlgorithm::Sha256)
+        );
+        for other in ["MD5-sess", "SHA-512-256", "SHA-256-sess", ""] {
+            assert_eq!(DigestAlgorithm::from_name(other), None, "{other}");
+        }
+        for a in DigestAlgorithm::ALL {
+            assert_eq!(DigestAlgorithm::from_name(a.name()), Some(a));
+            assert_eq!(a.to_string(), a.name());
+        }
     }
 
     #[test]

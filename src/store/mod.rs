@@ -583,8 +583,9 @@ impl Store {
     }
 
     /// Messages in a folder, sorted by id (so by time). A missing mailbox is
-    /// an empty list. Entries with a corrupt or missing JSON, or a missing,
-    /// empty or unreadable WAV, are skipped with a warning rather than
+    /// an empty list. Entries with a corrupt or missing JSON, or without
+    /// usable audio (an unreadable WAV, or no WAV and an empty MP3), are
+    /// skipped with a warning rather than
     /// failing the whole listing. Files added by hand are picked up; their
     /// `id`, `mailbox` and `folder` are taken from where they lie.
     pub fn list_messages(

@@ -885,6 +885,36 @@ mod tests {
     }
 
     #[test]
+    fn boxes_created_and_deleted_through_the_api_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = H::new(dir.path(), false);
+        let boxes = |b: &[&str]| b.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        // Not a box yet: the subscription is refused.
+        let sent = h.feed(&subscribe("2000", "sub-2", 1, "Expires: 600\r\n"));
+        assert_ne!(status(&sent[0]), 200, "{sent:#?}");
+        h.presence.set_mailboxes(
+            h.now,
+            &mut h.ep,
+            &h.store,
+            boxes(&["1001", "1002", "2000"]),
+        );
+        let mb = deposit(&h.store, "2000");
+        let sent = h.feed(&subscribe("2000", "sub-3", 1, "Expires: 600\r\n"));
+        assert_eq!(status(&sent[0]), 200, "{sent:#?}");
+        assert!(sent[1].contains("Messages-Waiting: yes\r\n"));
+        h.answer(&sent[1], 200);
+        // Deleted: its folder goes, the watcher hears nothing waits, and
+        // the subscription is dropped.
+        h.store.remove_mailbox(&mb).unwrap();
+        h.presence
+            .set_mailboxes(h.now, &mut h.ep, &h.store, boxes(&["1001", "1002"]));
+        let sent = h.pump();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        assert!(sent[0].contains("Messages-Waiting: no\r\n"), "{}", sent[0]);
+        assert!(h.presence.notifier().is_empty());
+    }
+
+    #[test]
     fn subscribing_to_a_sip_users_box_needs_its_credentials() {
         let dir = tempfile::tempdir().unwrap();
         let mut h = H::new(dir.path(), false);

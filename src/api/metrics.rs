@@ -29,6 +29,7 @@ pub struct Metrics {
     rtp_in: AtomicU64,
     rtp_out: AtomicU64,
     rtp_lost: AtomicU64,
+    media_late_ticks: AtomicU64,
     calls: Mutex<BTreeMap<String, u64>>,
     sip_responses: Mutex<BTreeMap<u16, u64>>,
     dtmf: Mutex<BTreeMap<String, u64>>,
@@ -54,6 +55,7 @@ impl Metrics {
             rtp_in: AtomicU64::new(0),
             rtp_out: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
+            media_late_ticks: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
             sip_responses: Mutex::new(BTreeMap::new()),
             // Every source from the start, so a scraper sees zeros rather
@@ -104,6 +106,12 @@ impl Metrics {
     /// `n` RTP packets declared lost by a jitter buffer.
     pub fn rtp_lost(&self, n: u64) {
         self.rtp_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The media workers' count of 20 ms ticks that started late (a worker
+    /// overloaded or descheduled): the first sign of media overload.
+    pub fn set_media_late_ticks(&self, total: u64) {
+        self.media_late_ticks.store(total, Ordering::Relaxed);
     }
 
     /// A SIP response we sent, by status code.
@@ -177,6 +185,12 @@ impl Metrics {
             "RTP packets declared lost by the jitter buffers.",
             "counter",
             &plain(self.rtp_lost.load(Ordering::Relaxed).to_string()),
+        );
+        counter(
+            "voxmail_media_late_ticks_total",
+            "Media ticks (20 ms) that started late.",
+            "counter",
+            &plain(self.media_late_ticks.load(Ordering::Relaxed).to_string()),
         );
         counter(
             "voxmail_sip_responses_total",

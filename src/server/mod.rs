@@ -238,6 +238,7 @@ fn spawn_rtp_metrics(engine: MediaEngine, metrics: Arc<Metrics>) {
             metrics.rtp_packets(api::RtpDirection::In, pin.saturating_sub(seen_in));
             metrics.rtp_packets(api::RtpDirection::Out, pout.saturating_sub(seen_out));
             metrics.rtp_lost(lost.saturating_sub(seen_lost));
+            metrics.set_media_late_ticks(stats.late_ticks.load(Relaxed));
             (seen_in, seen_out, seen_lost) = (pin, pout, lost);
         }
     });

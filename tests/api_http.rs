@@ -1384,6 +1384,8 @@ async fn health_metrics_and_openapi() {
         "POST /api/v1/audio-messages/{name}/tts",
         "POST /api/v1/login",
         "POST /api/v1/logout",
+        "GET /api/v1/calls",
+        "GET /api/v1/calls/{call_id}",
         "GET /api/v1/openapi.json",
         "GET /healthz",
         "GET /metrics",

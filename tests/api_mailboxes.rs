@@ -11,7 +11,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,6 +77,40 @@ impl Api {
             200 => Some(r.json()["token"].as_str().unwrap().to_owned()),
             401 => None,
             other => panic!("login answered {other}: {}", r.body),
+        }
+    }
+}
+
+/// `GET /api/v1/events` as `token`, read once `ready` has come.
+fn open_events(addr: SocketAddr, token: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    next_event(&mut r, "ready");
+    r
+}
+
+/// The data of the next event named `name` (others are skipped).
+fn next_event(r: &mut BufReader<TcpStream>, name: &str) -> Value {
+    let mut current = String::new();
+    loop {
+        let mut line = String::new();
+        let n = r
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("waiting for event {name}: {e}"));
+        assert!(n > 0, "the event stream ended before {name}");
+        let line = line.trim_end();
+        if let Some(e) = line.strip_prefix("event:") {
+            current = e.trim().to_owned();
+        } else if let Some(d) = line.strip_prefix("data:")
+            && current == name
+        {
+            return serde_json::from_str(d.trim()).unwrap_or_else(|_| json!({}));
         }
     }
 }
@@ -250,8 +285,11 @@ fn an_api_box_takes_calls_changes_survives_a_restart_and_goes_away() {
         409,
         "conflict",
     );
+    let mut events = open_events(server.http(), ADMIN);
     let r = api.delete("/api/v1/mailboxes/2000", ADMIN);
     assert_eq!(r.status, 204, "{}", r.body);
+    let e = next_event(&mut events, "voicemail_message_deleted");
+    assert_eq!(e["mailbox"], "2000");
     assert!(!data.path().join("mailboxes/2000").exists());
     assert!(!data.path().join("security/2000.json").exists());
     expect(&api.get("/api/v1/mailboxes/2000", ADMIN), 404, "not_found");
@@ -497,11 +535,19 @@ fn shared_box_members_keep_their_own_read_state() {
     }
 
     // Alice hears it: read for her, still new for Bob, and for the box.
+    // Bob, a member, hears of it on his event stream.
+    let mut bob_events = open_events(server.http(), BOB);
     let r = api.patch(&path, ALICE, json!({ "read": true }));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["unread"], false);
     assert_eq!(r.json()["heard_by"], json!(["1001"]));
     assert_eq!(api.get(&path, BOB).json()["unread"], true);
+    let e = next_event(&mut bob_events, "global_voicemail_message_updated");
+    assert_eq!(
+        (&e["mailbox"], &e["member"]),
+        (&json!("team"), &json!("1001"))
+    );
+    assert_eq!(e["heard_by"], json!(["1001"]));
     assert_eq!(api.get(&path, ADMIN).json()["folder"], "inbox");
     let heard = std::fs::read_to_string(data.path().join("mailboxes/team/heard.json")).unwrap();
     assert!(heard.contains("1001") && !heard.contains("1002"), "{heard}");
@@ -577,5 +623,7 @@ fn shared_box_members_keep_their_own_read_state() {
     assert_eq!(api.get(&path, ALICE).json()["folder"], "saved");
     let r = api.delete(&path, BOB);
     assert_eq!(r.status, 204, "{}", r.body);
+    let e = next_event(&mut bob_events, "global_voicemail_message_deleted");
+    assert_eq!(e["message"]["id"], team_id);
     expect(&api.get(&path, ALICE), 404, "not_found");
 }

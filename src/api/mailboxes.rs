@@ -21,7 +21,7 @@ use super::{ApiState, blocking, json_rejection};
 use crate::apps::pin::PinRules;
 use crate::config::{Config, MAILBOX_FILE_SECTION, MailboxConfig};
 use crate::notify::EventKind;
-use crate::store::{Folder, GreetingKind, MailboxError, MailboxId, Store};
+use crate::store::{Folder, GreetingKind, MailboxDirectory, MailboxError, MailboxId, Store};
 
 /// Keys a POST or PATCH body may carry (`number` only when creating).
 const SETTINGS: &[&str] = &[
@@ -78,6 +78,12 @@ pub(crate) fn member(caller: &Caller, cfg: Option<&MailboxConfig>) -> Option<Str
         Scope::Mailboxes(boxes) if boxes.contains(&cfg.number) => None,
         Scope::Mailboxes(boxes) => boxes.iter().find(|b| cfg.admits(b)).cloned(),
     }
+}
+
+/// Whether the caller may see box `number`: its own, or a shared box it
+/// is a member of (events of a box deleted since are its own only).
+pub(crate) fn may_see(mailboxes: &MailboxDirectory, caller: &Caller, number: &str) -> bool {
+    caller.allows(number) || member(caller, mailboxes.get(number).as_ref()).is_some()
 }
 
 #[derive(serde::Serialize)]

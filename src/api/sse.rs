@@ -1,5 +1,6 @@
 //! `GET /api/v1/events`: message events as server-sent events, only for
-//! the boxes the caller may see.
+//! the boxes the caller may see (its own, and shared boxes it is a member
+//! of).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -22,31 +23,32 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.events.subscribe();
     let shutdown = state.shutdown.clone();
+    let mailboxes = state.mailboxes.clone();
     let ready =
         futures_util::stream::once(async { Ok(SseEvent::default().event("ready").data("{}")) });
     let live = futures_util::stream::unfold(
-        (rx, caller, shutdown),
-        |(mut rx, caller, shutdown)| async move {
+        (rx, caller, shutdown, mailboxes),
+        |(mut rx, caller, shutdown, mailboxes)| async move {
             loop {
                 let next = tokio::select! {
                     r = rx.recv() => r,
                     _ = shutdown.cancelled() => return None,
                 };
                 match next {
-                    Ok(event) if caller.allows(&event.mailbox) => {
+                    Ok(event) if super::mailboxes::may_see(&mailboxes, &caller, &event.mailbox) => {
                         let data = serde_json::to_string(&event).unwrap_or_default();
                         let sse = SseEvent::default()
                             .event(event.event.name())
                             .id(event.seq.to_string())
                             .data(data);
-                        return Some((Ok(sse), (rx, caller, shutdown)));
+                        return Some((Ok(sse), (rx, caller, shutdown, mailboxes)));
                     }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(n)) => {
                         let sse = SseEvent::default()
                             .event("lagged")
                             .data(format!("{{\"missed\":{n}}}"));
-                        return Some((Ok(sse), (rx, caller, shutdown)));
+                        return Some((Ok(sse), (rx, caller, shutdown, mailboxes)));
                     }
                     Err(RecvError::Closed) => return None,
                 }

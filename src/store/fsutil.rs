@@ -96,6 +96,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Like [`atomic_write_json`] (temp file and rename, so a reader never sees
+/// half of it) but without the fsyncs, for state that is only useful while
+/// the unsynced data it describes survives.
+pub fn write_json_unsynced<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let tmp = temp_path_for(path);
+    let result = fs::write(&tmp, &bytes)
+        .map_err(|e| io_err(&tmp, e))
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, e)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 pub fn atomic_write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json {
         path: path.to_path_buf(),

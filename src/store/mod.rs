@@ -347,7 +347,10 @@ impl Store {
                 let wav = MessageWriter::open_wav(&wav_path, &file)?;
                 let record =
                     SpoolRecord::from_new(&id, &new).with_format(self.storage_format(&new.mailbox));
-                fsutil::atomic_write_json(&sidecar_path, &record)?;
+                // Not synced: it describes a recording that is not synced
+                // until the message is finished either (a power cut loses
+                // both; a crash of the process loses neither).
+                fsutil::write_json_unsynced(&sidecar_path, &record)?;
                 Ok(wav)
             })();
             let wav = match started {

@@ -222,6 +222,25 @@ fn an_api_box_takes_calls_changes_survives_a_restart_and_goes_away() {
     assert_eq!(msgs.len(), 1);
     msgs[0].wav().assert_not_silent(300.0);
     store::assert_no_messages(data.path(), "1001", Duration::ZERO);
+    // A box at its limit takes no more.
+    let r = api.patch(
+        "/api/v1/mailboxes/2000",
+        ADMIN,
+        json!({ "max_messages": 1 }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = sipp::run_sipp("dialplan_call.xml", server.sip, &opts);
+    run.assert_success();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        store::folder_ids(data.path(), "2000", "inbox").len(),
+        1,
+        "a full box took a message"
+    );
+    assert!(
+        server.log().contains("mailbox full"),
+        "no 'mailbox full' in the log"
+    );
     let listing = api.get("/api/v1/mailboxes/2000/messages", ADMIN).json();
     assert_eq!(listing["total"], 1, "{listing}");
     assert_eq!(listing["messages"][0]["voicemail_type"], "personal");
@@ -430,6 +449,25 @@ fn bad_requests_get_clear_errors() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["timezone"], "UTC");
     assert!(!file.exists(), "an override without keys was kept");
+
+    // The storage and attachment formats are box settings like the others.
+    let r = api.patch(
+        "/api/v1/mailboxes/1002",
+        BOB,
+        json!({ "format": "wav+mp3", "attach_format": "mp3" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (&v["format"], &v["attach_format"]),
+        (&json!("wav+mp3"), &json!("mp3"))
+    );
+    let message = expect(
+        &api.patch("/api/v1/mailboxes/1002", BOB, json!({ "format": "flac" })),
+        400,
+        "invalid_mailbox",
+    );
+    assert!(message.contains("unknown format `flac`"), "{message}");
 }
 
 /// A file the server cannot read stops the start, naming its line.

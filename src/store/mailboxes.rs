@@ -91,6 +91,25 @@ impl Store {
         fs::remove_dir_all(&hidden).map_err(|e| io_err(&hidden, e))?;
         Ok(gone)
     }
+
+    /// Removes what a deletion cut short left behind (hidden
+    /// `.deleted-<box>-*` directories).
+    fn sweep_deleted_mailboxes(&self) -> Result<(), StoreError> {
+        let dir = self.mailboxes_dir();
+        for entry in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".deleted-"))
+            {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(|e| io_err(&path, e))?;
+                tracing::info!(path = %path.display(), "removed the rest of a deleted mailbox");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// For `voxmail check`: every `mailboxes/*/mailbox.toml` under `data_dir`
@@ -170,6 +189,7 @@ impl MailboxDirectory {
     /// config.toml's boxes overlaid by every settings file in `store`.
     /// Every bad file is reported (with its path and line); none is used.
     pub fn load(base: Arc<Config>, store: Store) -> Result<MailboxDirectory, MailboxError> {
+        store.sweep_deleted_mailboxes()?;
         let mut errors = Vec::new();
         let mut mailboxes = base.mailboxes.clone();
         for id in store.list_mailboxes()? {
@@ -442,8 +462,11 @@ mod tests {
         assert!(matches!(bad, Err(MailboxError::Invalid(_))));
         assert_eq!(d.get("1001").unwrap().timezone, "UTC");
 
-        // Everything survives a restart.
+        // Everything survives a restart; a deletion cut short is finished.
+        let leftover = dir.path().join("mailboxes/.deleted-2999-0000abcd/inbox");
+        fs::create_dir_all(&leftover).unwrap();
         let d2 = MailboxDirectory::load(base(), store.clone()).unwrap();
+        assert!(!leftover.parent().unwrap().exists());
         assert_eq!(d2.get("2000").unwrap().language.as_deref(), Some("fr"));
         assert_eq!(d2.get("1001").unwrap().max_messages, Some(5));
 

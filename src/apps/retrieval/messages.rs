@@ -5,7 +5,7 @@ use crate::call::CallApi;
 use crate::prompts::{MessageAge, Pcm, say};
 use crate::store::{Folder, MailboxId, MessageId, MessageMeta, StoreError};
 
-use super::{Session, Step, Stop, blocking};
+use super::{LoggedIn, Session, Step, Stop, blocking};
 use crate::apps::keys::ALL_KEYS;
 
 /// A folder as the caller browses it.
@@ -172,6 +172,59 @@ impl<C: CallApi> Session<'_, '_, C> {
         }
     }
 
+    /// The caller's own box, then the shared boxes it is a member of.
+    fn shared_ring(&self) -> Vec<LoggedIn> {
+        let home = self
+            .home
+            .clone()
+            .unwrap_or_else(|| self.logged_in().clone());
+        let mut ring = vec![home.clone()];
+        for m in &self.ctx.config.mailboxes {
+            if m.shared
+                && m.number != home.id.as_str()
+                && m.admits(home.id.as_str())
+                && let Ok(id) = MailboxId::try_from(m.number.as_str())
+            {
+                ring.push(LoggedIn {
+                    id,
+                    config_pin: m.pin.clone(),
+                });
+            }
+        }
+        ring
+    }
+
+    /// On to the next box of [`Session::shared_ring`] (deletions marked in
+    /// the open folder happen first), said by its number and its counts.
+    /// A shared box keeps one read state by phone: a message heard here is
+    /// heard for every member.
+    async fn next_mailbox(&mut self) -> Step<()> {
+        let ring = self.shared_ring();
+        let at = ring
+            .iter()
+            .position(|b| b.id == self.logged_in().id)
+            .unwrap_or(0);
+        let next = ring[(at + 1) % ring.len()].clone();
+        self.leave_view().await;
+        if self.home.is_none() {
+            self.home = self.mailbox.clone();
+        }
+        if self.home.as_ref().is_some_and(|h| h.id == next.id) {
+            self.home = None;
+        }
+        tracing::info!(mailbox = %next.id, "moved on to another mailbox by phone");
+        let id = next.id.clone();
+        self.mailbox = Some(next);
+        self.open_view(ViewKind::New).await?;
+        let (new, old) = {
+            let v = self.view();
+            (v.count(Folder::Inbox), v.count(Folder::Old))
+        };
+        let mut items = self.ctx.prompts.digits(&self.lang, id.as_str());
+        items.extend(self.ctx.prompts.you_have(&self.lang, new, old));
+        self.say(items).await
+    }
+
     /// The main menu with no message selected; the message options (only
     /// those that apply) once one is; both for help.
     fn menu_prompt(&self, help: bool) -> Vec<Pcm> {
@@ -223,9 +276,12 @@ impl<C: CallApi> Session<'_, '_, C> {
                 }
             }
             ('2', _) => self.change_folder().await?,
+            // A shared box's greetings and PIN are not its members' to change.
+            ('0', _) if self.home.is_some() => return Ok(false),
             ('0', _) => self.mailbox_options().await?,
             ('*', _) => *help = true,
             ('#', _) => return Err(Stop::Exit),
+            ('3', None) if self.shared_ring().len() > 1 => self.next_mailbox().await?,
             (_, None) => return Ok(false),
             ('3', Some(i)) => self.envelope(i).await?,
             ('4', Some(0)) => self.say_names(&["vm-first"]).await?,

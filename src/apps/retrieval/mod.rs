@@ -8,6 +8,9 @@
 //! intro      "temporary greeting active [until …]", "you have N new and M old messages"
 //! main       1 listen (new, then old) · 2 folders (1 new · 2 old · 3 saved · # cancel)
 //!            0 mailbox options · * help · # goodbye
+//!            3 (no message selected, member of a shared box) next shared box,
+//!            said by its number and counts, then back to one's own; options
+//!            (0) stay the own box's
 //! message    3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
 //!            8 forward (box + #, then 1 with intro · 2 as is · * cancel) · 9 save
 //!            # during a message: skip to its end · any key above: stop and do it
@@ -218,6 +221,7 @@ pub async fn run<C: CallApi>(
         lang,
         pending: None,
         mailbox: None,
+        home: None,
         view: None,
     };
     let result = s.session(&access).await;
@@ -282,6 +286,7 @@ impl From<HungUp> for Stop {
 type Step<T> = Result<T, Stop>;
 
 /// The box a caller logged into.
+#[derive(Clone)]
 struct LoggedIn {
     id: MailboxId,
     /// The configured PIN (the security store decides which PIN applies).
@@ -297,6 +302,9 @@ struct Session<'x, 'a, C: CallApi> {
     /// A key that stopped an announcement: it answers the next question.
     pending: Option<char>,
     mailbox: Option<LoggedIn>,
+    /// The caller's own box, once they moved on to a shared box they are a
+    /// member of (`mailbox` is then the shared one).
+    home: Option<LoggedIn>,
     /// The folder being listened to.
     view: Option<View>,
 }

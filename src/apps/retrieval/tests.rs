@@ -1856,3 +1856,78 @@ async fn abandoning_a_temporary_greeting_rerecord_keeps_the_old_one() {
         0
     );
 }
+
+// --- Shared boxes -----------------------------------------------------------
+
+#[tokio::test]
+async fn a_member_moves_on_to_the_shared_box_and_back() {
+    let mut f = fx();
+    f.config.mailboxes.push(crate::config::MailboxConfig {
+        number: "2000".into(),
+        pin: "2468".into(),
+        shared: true,
+        members: vec!["1001".into()],
+        ..crate::config::MailboxConfig::default()
+    });
+    f.deposit("2000", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    // 3: the shared box; 0 (its options) is refused there; 1 hears its
+    // message; 3 again (no message selected after the folder menu) back
+    // home; # leaves.
+    let (out, call) = f
+        .call(
+            any("1001"),
+            vec![
+                keys("1234#"),
+                keys("3"),
+                keys("0"),
+                keys("1"),
+                Input::Silence,
+                keys("2"),
+                keys("1"),
+                keys("3"),
+                keys("#"),
+            ],
+        )
+        .await;
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-password",
+            "digit-2",
+            "digit-0",
+            "digit-0",
+            "digit-0",
+            "vm-youhave",
+            "vm-invalid",
+            &audio(1.0),
+            "digit-1",
+            "digit-0",
+            "digit-0",
+            "digit-1",
+            "vm-goodbye-only",
+        ],
+    );
+    assert!(
+        !played.contains(&"vm-options-menu".to_string()),
+        "{played:?}"
+    );
+    assert!(matches!(out, RetrievalOutcome::Exited { .. }), "{out:?}");
+    // Heard in the shared box: one read state for the box by phone.
+    assert_eq!(f.count("2000", Folder::Inbox), 0);
+    assert_eq!(f.count("2000", Folder::Old), 1);
+    assert_eq!(f.count("1001", Folder::Old), 1);
+}
+
+#[tokio::test]
+async fn three_without_a_shared_box_is_an_invalid_key() {
+    let f = fx();
+    let (_, call) = f
+        .call(any("1001"), vec![keys("1234#"), keys("3"), keys("#")])
+        .await;
+    assert_in_order(
+        &call.played(),
+        &["vm-password", "vm-invalid", "vm-goodbye-only"],
+    );
+}

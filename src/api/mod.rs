@@ -14,10 +14,10 @@ pub mod calls;
 pub mod error;
 mod greetings;
 mod inbox;
-mod messages;
 mod mailboxes;
-pub mod metrics;
+mod messages;
 mod reading;
+pub mod metrics;
 pub mod openapi;
 mod sse;
 
@@ -52,11 +52,11 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
-    pub config: Arc<Config>,
     /// config.toml as loaded (tokens); mailboxes come from `mailboxes`.
-    pub store: Store,
+    pub config: Arc<Config>,
     /// The boxes in force, which the API creates, changes and deletes.
     pub mailboxes: Arc<MailboxDirectory>,
+    pub store: Store,
     pub security: SecurityStore,
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
@@ -79,8 +79,8 @@ impl ApiState {
     ) -> Result<ApiState, StoreError> {
         let security = SecurityStore::for_store(&store)?;
         Ok(ApiState {
-            config,
             mailboxes: Arc::new(MailboxDirectory::from_config(config.clone(), store.clone())),
+            config,
             store,
             security,
             events,
@@ -100,7 +100,6 @@ impl ApiState {
         self
     }
 
-    /// Uses the server's call registry for `/api/v1/calls`.
     /// Uses `mailboxes` (share the server's, so a box created here is
     /// reachable by phone at once).
     pub fn with_mailboxes(mut self, mailboxes: Arc<MailboxDirectory>) -> ApiState {
@@ -108,6 +107,7 @@ impl ApiState {
         self
     }
 
+    /// Uses the server's call registry for `/api/v1/calls`.
     pub fn with_calls(mut self, calls: Arc<CallRegistry>) -> ApiState {
         self.calls = calls;
         self

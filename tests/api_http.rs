@@ -322,7 +322,7 @@ async fn tokens_are_required_and_scoped() {
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
     let resp = api
         .http
-        .post(api.url("/api/v1/mailboxes"))
+        .put(api.url("/api/v1/mailboxes"))
         .bearer_auth(ADMIN)
         .send()
         .await
@@ -1368,7 +1368,10 @@ async fn health_metrics_and_openapi() {
     let mut served = vec![
         "GET /api/v1/events",
         "GET /api/v1/mailboxes",
+        "POST /api/v1/mailboxes",
         "GET /api/v1/mailboxes/{mailbox}",
+        "PATCH /api/v1/mailboxes/{mailbox}",
+        "DELETE /api/v1/mailboxes/{mailbox}",
         "GET /api/v1/mailboxes/{mailbox}/greetings/{kind}",
         "PUT /api/v1/mailboxes/{mailbox}/greetings/{kind}",
         "DELETE /api/v1/mailboxes/{mailbox}/greetings/{kind}",

@@ -135,9 +135,7 @@ pub async fn list(
         all.retain(|m| m.unread == unread);
     }
     // Ids start with the UTC time, so this is newest first.
-    all.sort_by(|a, b| {
-        (&b.meta.id, &b.meta.mailbox).cmp(&(&a.meta.id, &a.meta.mailbox))
-    });
+    all.sort_by(|a, b| (&b.meta.id, &b.meta.mailbox).cmp(&(&a.meta.id, &a.meta.mailbox)));
     let total = all.len();
     let page: Vec<MessageView> = all.into_iter().skip(offset).take(limit).collect();
     Ok(Json(serde_json::json!({

@@ -16,9 +16,9 @@ mod greetings;
 mod inbox;
 mod mailboxes;
 mod messages;
-mod reading;
 pub mod metrics;
 pub mod openapi;
+mod reading;
 mod sse;
 
 use std::future::Future;

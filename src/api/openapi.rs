@@ -98,27 +98,27 @@ pub fn document() -> Value {
     });
     // Mailbox management, built apart like the audio messages.
     let create_op = json!({
-                    "summary": "Create a mailbox (admin). It takes calls, lamps and email at once and is kept in <data>/mailboxes/<box>/mailbox.toml; the PIN only as its Argon2id hash.",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                        "allOf": [{"$ref": "#/components/schemas/MailboxSettings"}], "required": ["number", "pin"],
-                        "properties": {"number": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,32}$"}}}}}},
-                    "responses": with(json!({
-                        "201": {"description": "Created (Location: the box).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}},
-                        "409": error_response("A mailbox with this number exists.")
-                    }))
-                });
+        "summary": "Create a mailbox (admin). It takes calls, lamps and email at once and is kept in <data>/mailboxes/<box>/mailbox.toml; the PIN only as its Argon2id hash.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/MailboxSettings"}], "required": ["number", "pin"],
+            "properties": {"number": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,32}$"}}}}}},
+        "responses": with(json!({
+            "201": {"description": "Created (Location: the box).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}},
+            "409": error_response("A mailbox with this number exists.")
+        }))
+    });
     let patch_op = json!({
-                    "summary": "Change a box's settings (admin, or the box's own token or session; limits and sharing are admin-only). null puts a key back to config.toml's value or the default. A config.toml box gets an override file.",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MailboxSettings"}}}},
-                    "responses": with(json!({"200": {"description": "The box after the change.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))
-                });
+        "summary": "Change a box's settings (admin, or the box's own token or session; limits and sharing are admin-only). null puts a key back to config.toml's value or the default. A config.toml box gets an override file.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MailboxSettings"}}}},
+        "responses": with(json!({"200": {"description": "The box after the change.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mailbox"}}}}}))
+    });
     let delete_op = json!({
-                    "summary": "Delete a box created through the API (admin): its folder with every message and greeting, its PIN and lockout state. Each message gets its deleted event; lamps go off; calls for it get 404.",
-                    "responses": with(json!({
-                        "204": {"description": "Deleted."},
-                        "409": error_response("The box is defined in config.toml: remove it there.")
-                    }))
-                });
+        "summary": "Delete a box created through the API (admin): its folder with every message and greeting, its PIN and lockout state. Each message gets its deleted event; lamps go off; calls for it get 404.",
+        "responses": with(json!({
+            "204": {"description": "Deleted."},
+            "409": error_response("The box is defined in config.toml: remove it there.")
+        }))
+    });
     let mailbox_settings = json!({"type": "object", "additionalProperties": false,
                     "description": "The [[mailbox]] keys of config.toml; unknown keys, bad values and a PIN that breaks the PIN rules are 400s.",
                     "properties": {

@@ -212,7 +212,8 @@ impl Notifier {
         tokio::task::spawn_blocking(move || {
             let mailbox = MailboxId::try_from(meta.mailbox.as_str()).map_err(|e| e.to_string())?;
             let id = MessageId::try_from(meta.id.as_str()).map_err(|e| e.to_string())?;
-            let (folder, _) = find_audio(&store, &mailbox, meta.folder, &id).ok_or("message gone")?;
+            let (folder, _) =
+                find_audio(&store, &mailbox, meta.folder, &id).ok_or("message gone")?;
             email::read_attachment(&store, &mailbox, folder, &id, format)
         })
         .await

@@ -892,12 +892,8 @@ mod tests {
         // Not a box yet: the subscription is refused.
         let sent = h.feed(&subscribe("2000", "sub-2", 1, "Expires: 600\r\n"));
         assert_ne!(status(&sent[0]), 200, "{sent:#?}");
-        h.presence.set_mailboxes(
-            h.now,
-            &mut h.ep,
-            &h.store,
-            boxes(&["1001", "1002", "2000"]),
-        );
+        h.presence
+            .set_mailboxes(h.now, &mut h.ep, &h.store, boxes(&["1001", "1002", "2000"]));
         let mb = deposit(&h.store, "2000");
         let sent = h.feed(&subscribe("2000", "sub-3", 1, "Expires: 600\r\n"));
         assert_eq!(status(&sent[0]), 200, "{sent:#?}");

@@ -317,8 +317,7 @@ impl Signalling {
             .presence
             .caller_mailbox_for(peer.remote, req.from_user.as_deref());
         let trusted = registered.is_some();
-        let caller_box =
-            registered.or_else(|| self.ctx.mailboxes.get(&caller).map(|m| m.number));
+        let caller_box = registered.or_else(|| self.ctx.mailboxes.get(&caller).map(|m| m.number));
         let route = apps::Route {
             plan,
             entry,

@@ -817,7 +817,12 @@ impl Store {
             Err(e) => return Err(io_err(&path, e)),
         };
         let (len, modified) = (meta.len(), meta.modified().ok());
-        let lock = || self.inner.greetings.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = || {
+            self.inner
+                .greetings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
         if let Some(c) = lock().get(&path)
             && c.len == len
             && c.modified == modified

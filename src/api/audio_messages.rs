@@ -94,22 +94,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
     let name = checked_name(&raw)?;
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "audio message uploads are limited to {} bytes",
-                state.max_upload_bytes
-            ))
-        } else {
-            ApiError::new(r.status(), "invalid_request", r.body_text())
-        }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "bad_audio",
-            "the body is empty: send a WAV or MP3 file",
-        ));
-    }
+    let body = super::error::audio_upload(body, "audio message uploads", state.max_upload_bytes)?;
     let store = state.store.clone();
     let stored_name = name.clone();
     let samples = blocking(move || {

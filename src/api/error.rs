@@ -142,3 +142,26 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// The body of an audio upload (a greeting, an audio message): a body over
+/// the size limit is 413 naming `what` and the limit, an empty one 400.
+pub fn audio_upload(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    what: &str,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!("{what} are limited to {limit} bytes"))
+        } else {
+            ApiError::new(r.status(), "invalid_request", r.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_audio",
+            "the body is empty: send a WAV or MP3 file",
+        ));
+    }
+    Ok(body)
+}

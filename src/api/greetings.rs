@@ -47,22 +47,7 @@ pub async fn put(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (mailbox, kind) = target(&state, &caller, &raw_box, &raw_kind)?;
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "greetings are limited to {} bytes",
-                state.max_upload_bytes
-            ))
-        } else {
-            ApiError::new(r.status(), "invalid_request", r.body_text())
-        }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "bad_audio",
-            "the body is empty: send a WAV or MP3 file",
-        ));
-    }
+    let body = super::error::audio_upload(body, "greetings", state.max_upload_bytes)?;
     let store = state.store.clone();
     let security = state.security.clone();
     let samples = blocking(move || {

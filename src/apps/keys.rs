@@ -41,3 +41,27 @@ pub(crate) async fn ask<C: CallApi>(
     }
     call.collect_digit(timeout).await
 }
+
+/// The rest of a keyed entry whose first key was `first`: keys up to `#`
+/// (not kept), a pause of `inter_digit` once something was typed, or
+/// `limit` keys, whichever comes first.
+pub(crate) async fn read_entry_from<C: CallApi>(
+    call: &mut C,
+    first: char,
+    limit: usize,
+    inter_digit: Duration,
+) -> Result<String, HungUp> {
+    let mut entry = String::new();
+    let mut key = first;
+    while key != '#' {
+        entry.push(key);
+        if entry.len() >= limit {
+            break;
+        }
+        match call.collect_digit(inter_digit).await? {
+            Some(k) => key = k,
+            None => break,
+        }
+    }
+    Ok(entry)
+}

@@ -324,25 +324,15 @@ impl<C: CallApi> Recorder<'_, '_, C> {
     /// if nothing at all was pressed.
     async fn read_entry(&mut self, names: &[&str]) -> Step<Option<String>> {
         let items = self.prompt(names);
-        let Some(mut key) = self.ask(items).await? else {
+        let Some(first) = self.ask(items).await? else {
             return Ok(None);
         };
-        let mut entry = String::new();
-        while key != '#' {
-            entry.push(key);
-            if entry.len() > AUDIO_MESSAGE_NAME_MAX {
-                break;
-            }
-            match self
-                .call
-                .collect_digit(self.ctx.options.inter_digit_timeout)
-                .await?
-            {
-                Some(k) => key = k,
-                None => break,
-            }
-        }
-        Ok(Some(entry))
+        // One key past the longest name, so a too-long entry is noticed.
+        let limit = AUDIO_MESSAGE_NAME_MAX + 1;
+        let timeout = self.ctx.options.inter_digit_timeout;
+        Ok(Some(
+            keys::read_entry_from(&mut *self.call, first, limit, timeout).await?,
+        ))
     }
 }
 

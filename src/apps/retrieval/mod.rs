@@ -393,25 +393,9 @@ impl<C: CallApi> Session<'_, '_, C> {
         let Some(first) = self.ask(items).await? else {
             return Ok(None);
         };
-        let mut entry = String::new();
-        let mut key = first;
-        loop {
-            if key == '#' {
-                break;
-            }
-            entry.push(key);
-            if entry.len() >= MAX_ENTRY {
-                break;
-            }
-            match self
-                .call
-                .collect_digit(self.ctx.options.inter_digit_timeout)
-                .await?
-            {
-                Some(k) => key = k,
-                None => break,
-            }
-        }
-        Ok(Some(entry))
+        let timeout = self.ctx.options.inter_digit_timeout;
+        Ok(Some(
+            keys::read_entry_from(&mut *self.call, first, MAX_ENTRY, timeout).await?,
+        ))
     }
 }

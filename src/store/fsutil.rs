@@ -96,22 +96,25 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Like [`atomic_write_json`] (temp file and rename, so a reader never sees
-/// half of it) but without the fsyncs, for state that is only useful while
-/// the unsynced data it describes survives.
-pub fn write_json_unsynced<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+/// Creates `path` (which must not exist) holding `value`, without a temp
+/// file, a rename or an fsync: for a spool sidecar, which only recovery
+/// reads and which describes audio that is not synced yet either. A crash
+/// in the middle of this write leaves a file recovery cannot read; the
+/// recording it describes had only just begun, and both are removed.
+pub fn write_new_json_unsynced<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let tmp = temp_path_for(path);
-    let result = fs::write(&tmp, &bytes)
-        .map_err(|e| io_err(&tmp, e))
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, e)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(&bytes).map_err(|e| io_err(path, e))
 }
 
 pub fn atomic_write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
@@ -121,6 +124,37 @@ pub fn atomic_write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     })?;
     bytes.push(b'\n');
     atomic_write(path, &bytes)
+}
+
+/// Writes `value` over the file at `from` (from its start, then cut to
+/// length), syncs it, renames it to `to` and syncs `to`'s directory. For a
+/// file only recovery reads before the rename: a reader of `to` sees the
+/// whole new content or nothing. A crash between the write and the cut can
+/// leave old bytes after the new JSON value; readers of `from` take the
+/// first value.
+pub fn rewrite_json_and_move<T: serde::Serialize>(
+    from: &Path,
+    to: &Path,
+    value: &T,
+) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json {
+        path: to.to_path_buf(),
+        source: e,
+    })?;
+    bytes.push(b'\n');
+    let f = OpenOptions::new()
+        .write(true)
+        .open(from)
+        .map_err(|e| io_err(from, e))?;
+    f.write_all_at(&bytes, 0).map_err(|e| io_err(from, e))?;
+    f.set_len(bytes.len() as u64).map_err(|e| io_err(from, e))?;
+    f.sync_all().map_err(|e| io_err(from, e))?;
+    fs::rename(from, to).map_err(|e| io_err(to, e))?;
+    if let Some(dir) = to.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn le_u16(b: &[u8]) -> u16 {

@@ -41,7 +41,7 @@ pub use security::SecurityStore;
 pub use writer::MessageWriter;
 
 use fsutil::{SPEC, io_err, wav_err};
-use writer::SpoolRecord;
+use writer::{SpoolRecord, SpoolWav};
 
 /// Sample rate of everything the store holds.
 pub const SAMPLE_RATE: u32 = 8000;
@@ -344,13 +344,13 @@ impl Store {
                 }
             };
             let started = (|| {
-                let wav = MessageWriter::open_wav(&wav_path, &file)?;
+                let wav = SpoolWav::start(&wav_path, file)?;
                 let record =
                     SpoolRecord::from_new(&id, &new).with_format(self.storage_format(&new.mailbox));
                 // Not synced: it describes a recording that is not synced
                 // until the message is finished either (a power cut loses
                 // both; a crash of the process loses neither).
-                fsutil::write_json_unsynced(&sidecar_path, &record)?;
+                fsutil::write_new_json_unsynced(&sidecar_path, &record)?;
                 Ok(wav)
             })();
             let wav = match started {
@@ -367,11 +367,9 @@ impl Store {
                 id,
                 new,
                 wav: Some(wav),
-                file,
                 wav_path,
                 sidecar_path,
                 samples: 0,
-                since_flush: 0,
             });
         }
         Err(StoreError::IdExhausted)
@@ -394,6 +392,7 @@ impl Store {
         id: &MessageId,
         new: &NewMessage,
         spool_wav: &Path,
+        sidecar: &Path,
         samples: u64,
         format: crate::audio::StorageFormat,
     ) -> Result<MessageMeta, StoreError> {
@@ -412,7 +411,13 @@ impl Store {
         let stored = self.place_audio(spool_wav, &new.mailbox, Folder::Inbox, id, format)?;
         let mut meta = writer::meta_for(id, new, samples);
         meta.format = stored.as_str().to_owned();
-        fsutil::atomic_write_json(&json, &meta)?;
+        // The sidecar becomes the message's JSON: a delivery creates no
+        // file and deletes none. That matters on ext4 without a journal,
+        // where every new inode is found by skipping the inodes freed in
+        // the last one to six minutes, so a delete per message made each
+        // create cost more the faster messages came (40 % of voxmail's CPU
+        // at 100 short deposits a second).
+        fsutil::rewrite_json_and_move(sidecar, &json, &meta)?;
         Store::drop_unkept_wav(spool_wav, stored)?;
         Ok(meta)
     }
@@ -480,7 +485,10 @@ impl Store {
         };
 
         let record = match writer::read_sidecar(&sidecar) {
-            Ok(r) => r,
+            Ok(writer::Sidecar::Recording(r)) => r,
+            Ok(writer::Sidecar::Delivered(meta)) => {
+                return self.recover_delivered(&wav, &sidecar, id, meta);
+            }
             Err(e) => {
                 tracing::warn!(%id, error = %e, "spool recording without readable metadata; removed");
                 remove_both()?;
@@ -549,9 +557,46 @@ impl Store {
             return Ok(None);
         }
         self.ensure_mailbox(&new.mailbox)?;
-        let meta = self.deliver(&rec_id, &new, &wav, samples, format)?;
-        fsutil::remove_if_exists(&sidecar)?;
+        let meta = self.deliver(&rec_id, &new, &wav, &sidecar, samples, format)?;
         tracing::info!(%id, mailbox = %new.mailbox, samples, "recovered a recording from the spool");
+        Ok(Some(meta))
+    }
+
+    /// A delivery cut short after the sidecar was rewritten with the
+    /// message's metadata: put the audio in place if it is not, then move
+    /// the metadata into the inbox.
+    fn recover_delivered(
+        &self,
+        wav: &Path,
+        sidecar: &Path,
+        id: &MessageId,
+        meta: MessageMeta,
+    ) -> Result<Option<MessageMeta>, StoreError> {
+        let mailbox = match MailboxId::try_from(meta.mailbox.as_str()) {
+            Ok(m) if meta.id == id.as_str() => m,
+            _ => {
+                tracing::warn!(%id, "delivered spool metadata names another message; removed");
+                fsutil::remove_if_exists(wav)?;
+                fsutil::remove_if_exists(sidecar)?;
+                return Ok(None);
+            }
+        };
+        let (_, inbox_json) = self.message_paths(&mailbox, Folder::Inbox, id);
+        if fsutil::exists(&inbox_json)? {
+            fsutil::remove_if_exists(wav)?;
+            fsutil::remove_if_exists(sidecar)?;
+            return Ok(None);
+        }
+        if fsutil::exists(wav)? {
+            // The move of the audio did not survive (a power cut).
+            self.ensure_mailbox(&mailbox)?;
+            fsutil::create_dir_all(&self.folder_dir(&mailbox, Folder::Inbox))?;
+            let format = crate::audio::StorageFormat::parse(&meta.format).unwrap_or_default();
+            let stored = self.place_audio(wav, &mailbox, Folder::Inbox, id, format)?;
+            Store::drop_unkept_wav(wav, stored)?;
+        }
+        fsutil::rewrite_json_and_move(sidecar, &inbox_json, &meta)?;
+        tracing::info!(%id, %mailbox, "finished an interrupted delivery");
         Ok(Some(meta))
     }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::fsutil::{self, SPEC, io_err, wav_err};
+use super::writer::SpoolWav;
 use super::{GreetingKind, MailboxId, MessageId, MessageWriter, NewMessage, Store, StoreError};
 
 /// Scratch files older than this are debris from a crash.
@@ -47,7 +48,7 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_err(&wav_path, e)),
             };
-            let wav = match MessageWriter::open_wav(&wav_path, &file) {
+            let wav = match SpoolWav::start(&wav_path, file) {
                 Ok(w) => w,
                 Err(e) => {
                     let _ = fs::remove_file(&wav_path);
@@ -69,10 +70,8 @@ impl Store {
                     started_at: now,
                 },
                 wav: Some(wav),
-                file,
                 wav_path,
                 samples: 0,
-                since_flush: 0,
             });
         }
         Err(StoreError::IdExhausted)
@@ -126,8 +125,7 @@ impl MessageWriter {
             samples: Vec::new(),
             installed: false,
         };
-        wav.finalize().map_err(|e| wav_err(&rec.path, e))?;
-        self.file.sync_all().map_err(|e| io_err(&rec.path, e))?;
+        wav.finalize(&rec.path)?;
         let mut reader = hound::WavReader::open(&rec.path).map_err(|e| wav_err(&rec.path, e))?;
         if reader.spec() != SPEC {
             return Err(wav_err(

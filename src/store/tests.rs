@@ -280,6 +280,54 @@ fn recovery_finishes_a_delivery_cut_between_wav_and_json() {
 }
 
 #[test]
+fn delivery_moves_the_sidecar_and_recovery_finishes_after_its_rewrite() {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut w = store.begin_message(new_msg("1001")).unwrap();
+    w.write(&frame(8000)).unwrap();
+    let id = w.id().clone();
+    let sidecar = w.sidecar_path.clone();
+    let sidecar_inode = fs::metadata(&sidecar).unwrap().ino();
+    let meta = w.finish(1).unwrap().unwrap();
+    let (inbox_wav, inbox_json) = store.message_paths(&mb("1001"), Folder::Inbox, &id);
+    // The message's JSON is the sidecar's inode: nothing created, nothing
+    // deleted by the delivery.
+    assert_eq!(fs::metadata(&inbox_json).unwrap().ino(), sidecar_inode);
+    assert!(spool_names(&store).is_empty());
+
+    // A crash after the rewrite, before the rename, with the old record's
+    // tail left after the new value: recovery moves it into the inbox.
+    fs::rename(&inbox_json, &sidecar).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&sidecar)
+        .unwrap()
+        .write_all(b"\"codec\": \"PCMU\"}\n")
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.recover_spool(1).unwrap(), vec![meta.clone()]);
+    assert_eq!(
+        store.list_messages(&mb("1001"), Folder::Inbox).unwrap(),
+        vec![meta.clone()]
+    );
+    assert!(spool_names(&store).is_empty());
+
+    // The same with the audio's move lost too (a power cut).
+    fs::rename(&inbox_json, &sidecar).unwrap();
+    fs::rename(&inbox_wav, store.spool_dir().join(format!("{id}.wav"))).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.recover_spool(1).unwrap(), vec![meta.clone()]);
+    assert_eq!(
+        store.list_messages(&mb("1001"), Folder::Inbox).unwrap(),
+        vec![meta]
+    );
+    assert_eq!(hound::WavReader::open(&inbox_wav).unwrap().len(), 8000);
+    assert!(spool_names(&store).is_empty());
+}
+
+#[test]
 fn recovery_leaves_live_writers_alone() {
     let (_d, store) = store();
     let mut w = store.begin_message(new_msg("1001")).unwrap();

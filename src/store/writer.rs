@@ -1,30 +1,109 @@
 //! Streaming a recording into the spool, then delivering it to an inbox.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
-use super::fsutil::{self, SPEC, io_err, wav_err};
+use super::fsutil::{self, SPEC, io_err};
 use super::{Folder, MessageId, MessageMeta, NewMessage, Store, StoreError};
 use crate::audio::StorageFormat;
-
-/// The header is rewritten every this many samples (one second at 8 kHz):
-/// a crash loses at most the last second from the header's point of view,
-/// and `recover_spool` recovers even that from the file length.
-pub(super) const FLUSH_EVERY: u64 = 8000;
 
 /// hound counts data bytes in a u32; stop well before it would overflow
 /// (about 74 hours at 8 kHz).
 pub(super) const MAX_SAMPLES: u64 = (u32::MAX as u64 - 1024) / 2;
 
-/// BufWriter capacity: 16 KiB is one second of audio, so the file sees
-/// roughly one write per second of speech.
-const BUF_BYTES: usize = 16 * 1024;
+/// Samples are written to the file once this many bytes are buffered: one
+/// second of audio, one `write` per second of speech.
+const FLUSH_BYTES: usize = 16_000;
+
+/// The 44-byte header of the store's format (8 kHz mono 16-bit PCM) for
+/// `data_bytes` of samples.
+fn wav_header(data_bytes: u32) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    let byte_rate = SPEC.sample_rate * u32::from(SPEC.channels) * 2;
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(36u32.saturating_add(data_bytes)).to_le_bytes());
+    h[8..16].copy_from_slice(b"WAVEfmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&SPEC.channels.to_le_bytes());
+    h[24..28].copy_from_slice(&SPEC.sample_rate.to_le_bytes());
+    h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
+    h[32..34].copy_from_slice(&(SPEC.channels * 2).to_le_bytes());
+    h[34..36].copy_from_slice(&SPEC.bits_per_sample.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data_bytes.to_le_bytes());
+    h
+}
+
+/// A spool WAV being written: the header goes out once with zero lengths,
+/// samples are appended a second at a time, and the lengths are filled in
+/// at the end. Rewriting the header as the file grows (what `hound` does on
+/// each flush) cost four seeks and two small writes a second per call;
+/// after a crash `recover_spool` takes the length from the file's size
+/// instead (`fsutil::repair_wav`), so nothing depends on it.
+pub(super) struct SpoolWav {
+    file: File,
+    buf: Vec<u8>,
+    data_bytes: u64,
+}
+
+impl SpoolWav {
+    /// Starts the WAV in a freshly created, empty `file`.
+    pub(super) fn start(path: &Path, mut file: File) -> Result<SpoolWav, StoreError> {
+        // A header at once, so even a crash in the first second leaves a
+        // file that recovery recognises.
+        file.write_all(&wav_header(0))
+            .map_err(|e| io_err(path, e))?;
+        Ok(SpoolWav {
+            file,
+            buf: Vec::with_capacity(FLUSH_BYTES + 2 * 320),
+            data_bytes: 0,
+        })
+    }
+
+    fn write(&mut self, path: &Path, samples: &[i16]) -> Result<(), StoreError> {
+        // Sized once and filled in place: this compiles to a copy, where a
+        // push per sample did not.
+        let start = self.buf.len();
+        self.buf.resize(start + samples.len() * 2, 0);
+        for (out, s) in self.buf[start..].chunks_exact_mut(2).zip(samples) {
+            out.copy_from_slice(&s.to_le_bytes());
+        }
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush(path)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, path: &Path) -> Result<(), StoreError> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all(&self.buf)
+                .map_err(|e| io_err(path, e))?;
+            self.data_bytes += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and the final lengths, and syncs the file.
+    pub(super) fn finalize(mut self, path: &Path) -> Result<(), StoreError> {
+        self.flush(path)?;
+        let data = u32::try_from(self.data_bytes).map_err(|_| StoreError::TooLong {
+            max_samples: MAX_SAMPLES,
+        })?;
+        self.file
+            .write_all_at(&wav_header(data), 0)
+            .map_err(|e| io_err(path, e))?;
+        self.file.sync_all().map_err(|e| io_err(path, e))
+    }
+}
 
 /// Streams a recording to disk as it arrives. Memory does not grow with the
-/// recording's length: samples go through a fixed `BufWriter` into the spool
-/// file, and the WAV header is rewritten about once per second of audio so
-/// the file stays valid after a crash.
+/// recording's length: samples go through a one-second buffer into the
+/// spool file ([`SpoolWav`]).
 ///
 /// Dropping a writer without `finish` or `discard` leaves the recording in
 /// the spool; the next `Store::recover_spool` delivers it.
@@ -33,14 +112,10 @@ pub struct MessageWriter {
     pub(super) id: MessageId,
     pub(super) new: NewMessage,
     /// `None` only once finish/discard has taken it.
-    pub(super) wav: Option<hound::WavWriter<BufWriter<File>>>,
-    /// A second handle on the same file, kept for `sync_all` (hound does not
-    /// give its writer back).
-    pub(super) file: File,
+    pub(super) wav: Option<SpoolWav>,
     pub(super) wav_path: PathBuf,
     pub(super) sidecar_path: PathBuf,
     pub(super) samples: u64,
-    pub(super) since_flush: u64,
 }
 
 impl std::fmt::Debug for MessageWriter {
@@ -54,19 +129,6 @@ impl std::fmt::Debug for MessageWriter {
 }
 
 impl MessageWriter {
-    pub(super) fn open_wav(
-        path: &std::path::Path,
-        file: &File,
-    ) -> Result<hound::WavWriter<BufWriter<File>>, StoreError> {
-        let handle = file.try_clone().map_err(|e| io_err(path, e))?;
-        let mut wav = hound::WavWriter::new(BufWriter::with_capacity(BUF_BYTES, handle), SPEC)
-            .map_err(|e| wav_err(path, e))?;
-        // Get a valid (empty) header onto disk at once, so even a crash in
-        // the first second leaves a recoverable file.
-        wav.flush().map_err(|e| wav_err(path, e))?;
-        Ok(wav)
-    }
-
     /// The id the message will have once delivered.
     pub fn id(&self) -> &MessageId {
         &self.id
@@ -82,27 +144,11 @@ impl MessageWriter {
         let Some(wav) = self.wav.as_mut() else {
             return Err(StoreError::Closed);
         };
-        let mut rest = samples;
-        while !rest.is_empty() {
-            // Split at the next checkpoint so the header is rewritten on a
-            // steady one-second grid whatever the frame size.
-            let room = (FLUSH_EVERY - self.since_flush) as usize;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            // `now.len()` <= FLUSH_EVERY, so the cast cannot truncate.
-            let mut w = wav.get_i16_writer(now.len() as u32);
-            for &s in now {
-                w.write_sample(s);
-            }
-            w.flush().map_err(|e| wav_err(&self.wav_path, e))?;
-            self.samples += now.len() as u64;
-            self.since_flush += now.len() as u64;
-            if self.since_flush >= FLUSH_EVERY {
-                wav.flush().map_err(|e| wav_err(&self.wav_path, e))?;
-                self.since_flush = 0;
-            }
-            rest = later;
-        }
-        Ok(())
+        // Counted even if the write fails: the samples stay buffered and
+        // go out with the next flush.
+        let written = wav.write(&self.wav_path, samples);
+        self.samples += samples.len() as u64;
+        written
     }
 
     pub fn samples_written(&self) -> u64 {
@@ -114,8 +160,8 @@ impl MessageWriter {
     ///
     /// Order matters for crash safety: the WAV is synced and renamed into the
     /// inbox first, the JSON last, so a listed message always has its audio;
-    /// the spool sidecar goes only after both, so `recover_spool` can finish
-    /// a delivery cut short.
+    /// the JSON is the spool sidecar itself, rewritten and moved, so
+    /// `recover_spool` can finish a delivery cut short at any step.
     pub fn finish(mut self, min_samples: u64) -> Result<Option<MessageMeta>, StoreError> {
         if self.samples < min_samples {
             self.remove_spool_files()?;
@@ -124,16 +170,17 @@ impl MessageWriter {
         let Some(wav) = self.wav.take() else {
             return Err(StoreError::Closed);
         };
-        wav.finalize().map_err(|e| wav_err(&self.wav_path, e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| io_err(&self.wav_path, e))?;
+        wav.finalize(&self.wav_path)?;
         // The box's format now (it may have changed while recording).
         let format = self.store.storage_format(&self.new.mailbox);
-        let meta = self
-            .store
-            .deliver(&self.id, &self.new, &self.wav_path, self.samples, format)?;
-        fsutil::remove_if_exists(&self.sidecar_path)?;
+        let meta = self.store.deliver(
+            &self.id,
+            &self.new,
+            &self.wav_path,
+            &self.sidecar_path,
+            self.samples,
+            format,
+        )?;
         Ok(Some(meta))
     }
 
@@ -143,9 +190,8 @@ impl MessageWriter {
     }
 
     fn remove_spool_files(&mut self) -> Result<(), StoreError> {
-        // Close our handle before unlinking; hound's drop rewrites the
-        // header first, a small wasted write we accept to avoid a leak.
-        drop(self.wav.take());
+        // Close our handle before unlinking (nothing buffered is written).
+        self.wav = None;
         fsutil::remove_if_exists(&self.wav_path)?;
         fsutil::remove_if_exists(&self.sidecar_path)?;
         Ok(())
@@ -154,9 +200,10 @@ impl MessageWriter {
 
 impl Drop for MessageWriter {
     fn drop(&mut self) {
-        if self.wav.is_some() {
-            // Still recording: hound's own drop finalizes the header; the
-            // files stay in the spool for `recover_spool`.
+        if let Some(wav) = self.wav.as_mut() {
+            // Still recording: what is buffered goes to the file, which
+            // stays in the spool for `recover_spool`.
+            let _ = wav.flush(&self.wav_path);
             tracing::warn!(
                 id = %self.id,
                 mailbox = %self.new.mailbox,
@@ -254,11 +301,34 @@ pub(super) fn meta_for(id: &MessageId, new: &NewMessage, samples: u64) -> Messag
     }
 }
 
-/// Reads a spool sidecar.
-pub(super) fn read_sidecar(path: &std::path::Path) -> Result<SpoolRecord, StoreError> {
+/// What a spool sidecar holds: the recording's description while it is
+/// recorded, the message's final metadata once delivery has rewritten it
+/// (just before it moves into the inbox as the message's JSON).
+#[derive(Debug)]
+pub(super) enum Sidecar {
+    Recording(SpoolRecord),
+    Delivered(MessageMeta),
+}
+
+/// Reads a spool sidecar of either kind. The two shapes cannot be taken for
+/// each other (`started_at` against `received_at` and `folder`).
+pub(super) fn read_sidecar(path: &std::path::Path) -> Result<Sidecar, StoreError> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| StoreError::Json {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    let recording = match serde_json::from_slice::<SpoolRecord>(&bytes) {
+        Ok(r) => return Ok(Sidecar::Recording(r)),
+        Err(e) => e,
+    };
+    // The final metadata is written over the record from the start, then
+    // the file is cut to its length: a crash between the two leaves the
+    // record's tail after a complete JSON value.
+    match serde_json::Deserializer::from_slice(&bytes)
+        .into_iter::<MessageMeta>()
+        .next()
+    {
+        Some(Ok(meta)) => Ok(Sidecar::Delivered(meta)),
+        _ => Err(StoreError::Json {
+            path: path.to_path_buf(),
+            source: recording,
+        }),
+    }
 }

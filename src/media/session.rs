@@ -319,6 +319,10 @@ impl RtpSession {
         self.recording.is_some()
     }
 
+    pub fn is_playing(&self) -> bool {
+        self.playback.is_some()
+    }
+
     /// The session ends: whatever is still in the jitter buffer is recorded,
     /// then the recording (if any) is handed back.
     pub fn close(&mut self, events: &mut Vec<SessionEvent>) {
@@ -329,7 +333,9 @@ impl RtpSession {
                 codec.decode(frame.payload, &mut self.decoded);
                 let lost = frame.lost_before as usize;
                 if let Some(rec) = self.recording.as_mut() {
-                    if lost > 0 {
+                    // As in drain_jitter: a gap of a second or more is a
+                    // jump in the sender's numbering, not lost audio.
+                    if lost > 0 && lost < 50 {
                         let silence = vec![0i16; lost * FRAME_SAMPLES];
                         let _ = rec.writer.write(&silence);
                     }

@@ -12,6 +12,7 @@
 //! Temp files start with `.`, which no valid id can, so readers never see
 //! them. Ids are validated at the boundary ([`MailboxId`], [`MessageId`]).
 
+mod argon2_pool;
 mod audio_messages;
 mod copy;
 mod formats;

@@ -22,9 +22,10 @@
 //! Entered PINs are checked by recomputing Argon2 with the stored salt and
 //! parameters and comparing the outputs in constant time
 //! ([`subtle::ConstantTimeEq`]). Hashing is deliberately slow (tens of
-//! milliseconds in release builds): call the PIN methods from
-//! `spawn_blocking`. Checks for one box are serialized, which also slows
-//! down parallel guessing.
+//! milliseconds in release builds) and runs on low-priority threads of its
+//! own (`argon2_pool`): call the PIN methods from `spawn_blocking`, they
+//! wait there. Checks for one box are serialized, which also slows down
+//! parallel guessing.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -37,6 +38,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use jiff::{SignedDuration, Timestamp};
 use subtle::ConstantTimeEq;
 
+use super::argon2_pool;
 use super::fsutil::{self, io_err};
 use super::{GreetingKind, MailboxId, Store, StoreError};
 
@@ -227,12 +229,15 @@ impl SecurityStore {
     fn hash(&self, path: &Path, pin: &str) -> Result<String, StoreError> {
         let salt_bytes: [u8; 16] = rand::random();
         let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| hash_err(path, e))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
-        let _slot = argon2_slot();
-        argon
-            .hash_password(pin.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| hash_err(path, e))
+        let params = self.params.clone();
+        let pin = pin.to_owned();
+        argon2_pool::run(move || {
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(pin.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .unwrap_or(Err(argon2::password_hash::Error::Crypto))
+        .map_err(|e| hash_err(path, e))
     }
 
     /// Until when the box is locked, if it is locked at `now`.
@@ -484,52 +489,16 @@ pub fn pin_matches(phc: &str, pin: &str) -> bool {
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
-    let mut out = vec![0u8; expected.len()];
-    let _slot = argon2_slot();
-    if Argon2::new(algorithm, version, params)
-        .hash_password_into(pin.as_bytes(), salt, &mut out)
-        .is_err()
-    {
-        return false;
-    }
-    constant_time_eq(&out, expected.as_bytes())
-}
-
-/// At most one Argon2 run per core at a time. Each takes 19 MiB and tens of
-/// milliseconds: a burst of logins (a load test, a guessing attack) would
-/// otherwise hold gigabytes at once and starve the media threads. Callers
-/// wait their turn on the blocking pool.
-struct Argon2Slot;
-
-static ARGON2_RUNNING: Mutex<usize> = Mutex::new(0);
-static ARGON2_FREED: std::sync::Condvar = std::sync::Condvar::new();
-
-fn argon2_slot() -> Argon2Slot {
-    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let limit = *LIMIT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
+    let (salt, pin, len) = (salt.to_vec(), pin.to_owned(), expected.len());
+    let out = argon2_pool::run(move || {
+        let mut out = vec![0u8; len];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into(pin.as_bytes(), &salt, &mut out)
+            .map(|()| out)
     });
-    let mut running = ARGON2_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    while *running >= limit {
-        running = ARGON2_FREED
-            .wait(running)
-            .unwrap_or_else(|p| p.into_inner());
-    }
-    *running += 1;
-    ARGON2_PEAK.fetch_max(*running, std::sync::atomic::Ordering::Relaxed);
-    Argon2Slot
-}
-
-/// The most Argon2 runs seen at once (for tests and diagnostics).
-static ARGON2_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl Drop for Argon2Slot {
-    fn drop(&mut self) {
-        let mut running = ARGON2_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-        *running = running.saturating_sub(1);
-        ARGON2_FREED.notify_one();
+    match out {
+        Some(Ok(out)) => constant_time_eq(&out, expected.as_bytes()),
+        _ => false,
     }
 }
 
@@ -646,7 +615,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let peak = ARGON2_PEAK.load(std::sync::atomic::Ordering::Relaxed);
+        let peak = argon2_pool::PEAK.load(std::sync::atomic::Ordering::Relaxed);
         assert!(peak >= 1 && peak <= limit, "peak {peak}, limit {limit}");
     }
 

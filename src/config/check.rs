@@ -37,7 +37,7 @@ const TOP_KEYS: &[&str] = &[
     "mwi",
 ];
 const SIP_KEYS: &[&str] = &["listen", "public_address", "user_agent", "answer_delay_ms"];
-const RTP_KEYS: &[&str] = &["port_min", "port_max"];
+const RTP_KEYS: &[&str] = &["port_min", "port_max", "realtime_priority"];
 const STORAGE_KEYS: &[&str] = &["data_dir"];
 const PROMPTS_KEYS: &[&str] = &["dir", "default_language"];
 const VOICEMAIL_KEYS: &[&str] = &[
@@ -415,7 +415,22 @@ impl Checker<'_> {
                 );
             }
         }
-        RtpConfig { port_min, port_max }
+        let realtime_priority = match self.value::<u8>(s, "realtime_priority") {
+            Some((v, span)) if v > 99 => {
+                self.error(
+                    span,
+                    format!("`realtime_priority` in [rtp]: {v} is above 99 (0 turns it off)"),
+                );
+                d.realtime_priority
+            }
+            Some((v, _)) => v,
+            None => d.realtime_priority,
+        };
+        RtpConfig {
+            port_min,
+            port_max,
+            realtime_priority,
+        }
     }
 
     fn storage(&mut self, s: &Section<'_, '_>) -> StorageConfig {

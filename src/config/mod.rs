@@ -69,11 +69,16 @@ impl Default for SipConfig {
     }
 }
 
-/// `[rtp]`: inclusive port range, one port per call.
+/// `[rtp]`: inclusive port range, one port per call, and the scheduling
+/// of the media threads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtpConfig {
     pub port_min: u16,
     pub port_max: u16,
+    /// SCHED_FIFO priority (1-99) of the media threads, 0 for none. Best
+    /// effort: without CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it they
+    /// fall back to nice -10, then to the default.
+    pub realtime_priority: u8,
 }
 
 impl Default for RtpConfig {
@@ -81,6 +86,7 @@ impl Default for RtpConfig {
         RtpConfig {
             port_min: 20000,
             port_max: 29999,
+            realtime_priority: 10,
         }
     }
 }
@@ -623,6 +629,7 @@ answer_delay_ms = 2500
 [rtp]
 port_min = 40000
 port_max = 40001
+realtime_priority = 0
 [storage]
 data_dir = "/var/lib/voxmail"
 [prompts]
@@ -643,6 +650,15 @@ email = "a@example.com"
         assert_eq!(c.sip.user_agent, "vm");
         assert_eq!(c.sip.answer_delay_ms, 2500);
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (40000, 40001));
+        assert_eq!(c.rtp.realtime_priority, 0);
+        assert_eq!(ok("").rtp.realtime_priority, 10);
+        assert_eq!(
+            one_error(
+                "[rtp]\nrealtime_priority = 100\n",
+                "`realtime_priority` in [rtp]: 100 is above 99"
+            ),
+            2
+        );
         assert_eq!(c.storage.data_dir, PathBuf::from("/var/lib/voxmail"));
         assert_eq!(c.prompts.default_language, "de");
         assert_eq!(c.voicemail.max_message_seconds, 3600);

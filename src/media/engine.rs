@@ -253,9 +253,44 @@ struct Slot {
     reported: SessionStats,
     /// Read since its last tick (silence is judged after a read).
     read: bool,
+    /// The address the socket is connected to (see [`Slot::follow_latch`]).
+    connected: Option<SocketAddr>,
+    /// The latched source last acted on, connected or not.
+    followed: Option<SocketAddr>,
 }
 
 impl Slot {
+    /// Once the session has latched onto the source of its media, the
+    /// socket is connected to it: the kernel then keeps the route instead
+    /// of looking it up for every packet sent (about a tenth of the media
+    /// threads' time in a profile of 1,000 deposits) and drops datagrams
+    /// from anyone else, as Asterisk's `strictrtp` and FreeSWITCH's
+    /// auto-adjust do once the source is learned (no RTP injection). A
+    /// re-INVITE to a new address unlatches the session; the socket is then
+    /// disconnected so that the new source can be learned.
+    fn follow_latch(&mut self) {
+        let latched = self.session.latched_source();
+        if latched == self.followed {
+            return;
+        }
+        self.followed = latched;
+        let result = match latched {
+            Some(addr) => self.socket.connect(addr),
+            None if self.connected.is_some() => disconnect(&self.socket),
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) => self.connected = latched,
+            Err(e) => {
+                // Sends go on with the address each time.
+                tracing::debug!(error = %e, ?latched, "rtp socket not (dis)connected");
+                if disconnect(&self.socket).is_ok() {
+                    self.connected = None;
+                }
+            }
+        }
+    }
+
     fn publish(&self) {
         *self
             .published
@@ -371,6 +406,8 @@ impl Worker {
                 published: stats,
                 reported: SessionStats::default(),
                 read: false,
+                connected: None,
+                followed: None,
             });
             self.stats.sessions.fetch_add(1, Ordering::Relaxed);
             self.events = events;
@@ -490,8 +527,9 @@ impl Worker {
         // below changes what is sent from the next tick on.
         for slot in self.slots.iter_mut() {
             let received = std::mem::take(&mut slot.read);
+            slot.follow_latch();
             if let Some((dest, packet)) = slot.session.on_tick_after(received, &mut events) {
-                send(&slot.socket, packet, dest);
+                send(&slot.socket, slot.connected, packet, dest);
             }
             for e in events.drain(..) {
                 let _ = slot.events.send(e);
@@ -555,10 +593,40 @@ fn raise_priority(realtime_priority: u8) -> bool {
     false
 }
 
-fn send(socket: &UdpSocket, packet: &[u8], dest: SocketAddr) {
-    if let Err(e) = socket.send_to(packet, dest)
+/// Sends one packet: without the address when the socket is connected to it.
+fn send(socket: &UdpSocket, connected: Option<SocketAddr>, packet: &[u8], dest: SocketAddr) {
+    let sent = if connected == Some(dest) {
+        socket.send(packet)
+    } else {
+        socket.send_to(packet, dest)
+    };
+    if let Err(e) = sent
         && e.kind() != ErrorKind::WouldBlock
     {
         tracing::trace!(error = %e, %dest, "rtp send");
     }
 }
+
+/// Dissolves a UDP socket's association (connect to AF_UNSPEC), so that it
+/// takes datagrams from any source again.
+fn disconnect(socket: &UdpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC and its true size.
+    let rc = unsafe {
+        let mut addr: libc::sockaddr = std::mem::zeroed();
+        addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(
+            socket.as_raw_fd(),
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests;

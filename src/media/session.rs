@@ -168,6 +168,11 @@ impl RtpSession {
         self.params = Some(params);
     }
 
+    /// The source of valid media this session answers to, once one sent.
+    pub fn latched_source(&self) -> Option<SocketAddr> {
+        self.latched
+    }
+
     /// Where outgoing packets go: the latched source, else the SDP address.
     pub fn destination(&self) -> Option<SocketAddr> {
         self.latched.or(self.params.and_then(|p| p.remote))

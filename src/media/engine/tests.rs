@@ -1,0 +1,107 @@
+//! The engine with real sockets on loopback.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::MediaEngine;
+use crate::media::g711::G711;
+use crate::media::ports::PortPool;
+use crate::media::session::{MediaParams, SessionStats};
+
+/// A 20 ms PCMU packet.
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xFF; 160]);
+    p
+}
+
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+fn talk(from: &UdpSocket, to: SocketAddr, first_seq: u16, ssrc: u32) {
+    for i in 0..10 {
+        from.send_to(&rtp(first_seq + i, ssrc), to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (stats are published once a second) for `cond` on the stats.
+fn wait_stats(session: &super::MediaSession, cond: impl Fn(&SessionStats) -> bool) -> SessionStats {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = session.stats();
+        if cond(&s) || Instant::now() > until {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `s` receives a packet from `from` within a second.
+fn hears(s: &UdpSocket, from: SocketAddr) -> bool {
+    let mut buf = [0u8; 512];
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Ok((_, src)) = s.recv_from(&mut buf)
+            && src == from
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_latched_source_is_the_only_one_heard_until_the_remote_moves() {
+    let engine = MediaEngine::start(1, 0);
+    let (socket, lease) = PortPool::new(41000, 41999)
+        .bind(Ipv4Addr::LOCALHOST.into())
+        .unwrap();
+    let port = socket.local_addr().unwrap();
+    let (a, b) = (phone(), phone());
+    let params = MediaParams {
+        codec: G711::Pcmu,
+        payload_type: 0,
+        telephone_event: None,
+        remote: Some(a.local_addr().unwrap()),
+        send: true,
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut session = engine.open(socket, lease, Some(params), tx).unwrap();
+
+    // The phone talks: the session latches onto it and answers it.
+    talk(&a, port, 1, 0xA);
+    let s = wait_stats(&session, |s| s.packets_in == 10);
+    assert_eq!(s.packets_in, 10, "{s:?}");
+    assert!(hears(&a, port));
+
+    // Someone else sends media to the port: not heard, not answered.
+    talk(&b, port, 500, 0xB);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let s = session.stats();
+    assert_eq!((s.packets_in, s.ignored), (10, 0), "{s:?}");
+    assert!(!hears(&b, port));
+    assert!(hears(&a, port));
+
+    // A re-INVITE moves the remote to b: b is learned, a no longer heard.
+    session.update(MediaParams {
+        remote: Some(b.local_addr().unwrap()),
+        ..params
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    talk(&b, port, 600, 0xB);
+    let s = wait_stats(&session, |s| s.packets_in == 20);
+    assert_eq!(s.packets_in, 20, "{s:?}");
+    assert!(hears(&b, port));
+    talk(&a, port, 20, 0xA);
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(session.stats().packets_in, 20);
+    session.close();
+}

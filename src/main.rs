@@ -140,9 +140,6 @@ fn main() -> ExitCode {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            if config.rtp.realtime_priority > 0 {
-                raise_process_priority();
-            }
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -158,25 +155,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
-}
-
-/// With real-time media (`[rtp] realtime_priority` > 0) the rest of voxmail,
-/// SIP above all, runs at nice -10, as Asterisk's `-p` raises all of it:
-/// on two cores saturated by 4,000 deposits beside SIPp, voxmail's own
-/// INVITE→200 p99 was 40.8 ms at nice 0 and 20.0 ms at nice -10. Set on
-/// the main thread before the runtime starts, so every thread inherits it;
-/// the media threads then go real-time and Argon2's threads to nice 10.
-/// Best effort: without CAP_SYS_NICE (or an RLIMIT_NICE that allows it)
-/// everything stays at the default.
-fn raise_process_priority() {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "voxmail keeps its priority");
     }
 }
 

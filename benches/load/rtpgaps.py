@@ -37,28 +37,22 @@ def read_pcap(path):
             yield sec + frac * scale, linktype, data
 
 
+def udp_payloads(path):
+    """Yield (time, src_port, dst_port, payload) for UDP over IPv4."""
+    for t, linktype, data in read_pcap(path):
+        off = {1: 14, 113: 16}.get(linktype)  # Ethernet (Linux lo), Linux cooked (any)
+        if off is None or len(data) < off + 28 or data[off] >> 4 != 4 or data[off + 9] != 17:
+            continue
+        u = off + (data[off] & 0x0F) * 4
+        yield t, int.from_bytes(data[u:u + 2], "big"), int.from_bytes(data[u + 2:u + 4], "big"), data[u + 8:]
+
+
 def rtp_packets(path):
     """Yield (time, src_port, dst_port, ssrc, seq, ts) for RTP over IPv4/UDP."""
-    for t, linktype, data in read_pcap(path):
-        if linktype == 1:  # Ethernet (Linux lo)
-            off = 14
-        elif linktype == 113:  # Linux cooked (any)
-            off = 16
-        else:
+    for t, sport, dport, r in udp_payloads(path):
+        if len(r) < 12 or r[0] >> 6 != 2:
             continue
-        if len(data) < off + 20 or data[off] >> 4 != 4:
-            continue
-        ihl = (data[off] & 0x0F) * 4
-        if data[off + 9] != 17:
-            continue
-        u = off + ihl
-        if len(data) < u + 8 + 12:
-            continue
-        sport, dport = struct.unpack("!HH", data[u:u + 4])
-        r = u + 8
-        if data[r] >> 6 != 2:
-            continue
-        seq, ts, ssrc = struct.unpack("!HII", data[r + 2:r + 12])
+        seq, ts, ssrc = struct.unpack("!HII", r[2:12])
         yield t, sport, dport, ssrc, seq, ts
 
 

@@ -14,21 +14,11 @@ CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE
 CSEQ = re.compile(rb"\r\n(?:cseq)[ \t]*:[ \t]*\d+[ \t]+([A-Z]+)", re.IGNORECASE)
 
 
-def udp_payloads(path):
-    """Yield (time, src_port, dst_port, payload) for UDP over IPv4."""
-    for t, linktype, data in rtpgaps.read_pcap(path):
-        off = {1: 14, 113: 16}.get(linktype)
-        if off is None or len(data) < off + 28 or data[off] >> 4 != 4 or data[off + 9] != 17:
-            continue
-        u = off + (data[off] & 0x0F) * 4
-        yield t, int.from_bytes(data[u:u + 2], "big"), int.from_bytes(data[u + 2:u + 4], "big"), data[u + 8:]
-
-
 def invite_to_200_ms(path, server_port):
     """Milliseconds from each call's INVITE reaching voxmail's port to
     voxmail's 200 OK, and how many INVITEs were seen."""
     invited, answered = {}, {}
-    for t, sport, dport, payload in udp_payloads(path):
+    for t, sport, dport, payload in rtpgaps.udp_payloads(path):
         m = CALL_ID.search(payload)
         if not m:
             continue

@@ -89,26 +89,22 @@ impl SpoolWav {
     fn flush_pages(&mut self, path: &Path) -> Result<(), StoreError> {
         let written = 44 + self.data_bytes;
         let end = (written + self.buf.len() as u64) / PAGE * PAGE;
-        let n = end.saturating_sub(written) as usize;
-        if n == 0 {
-            return Ok(());
-        }
-        self.file
-            .write_all(&self.buf[..n])
-            .map_err(|e| io_err(path, e))?;
-        self.data_bytes += n as u64;
-        self.buf.drain(..n);
-        Ok(())
+        self.write_out(path, end.saturating_sub(written) as usize)
     }
 
     /// Writes everything buffered.
     fn flush(&mut self, path: &Path) -> Result<(), StoreError> {
-        if !self.buf.is_empty() {
+        self.write_out(path, self.buf.len())
+    }
+
+    /// Writes the first `n` buffered bytes.
+    fn write_out(&mut self, path: &Path, n: usize) -> Result<(), StoreError> {
+        if n > 0 {
             self.file
-                .write_all(&self.buf)
+                .write_all(&self.buf[..n])
                 .map_err(|e| io_err(path, e))?;
-            self.data_bytes += self.buf.len() as u64;
-            self.buf.clear();
+            self.data_bytes += n as u64;
+            self.buf.drain(..n);
         }
         Ok(())
     }

@@ -158,6 +158,12 @@ impl Call {
         }
         let id = self.next_play;
         self.next_play += 1;
+        // The last reference to a large buffer (a message being listened
+        // to) is dropped here, not on the media thread: freeing it unmaps
+        // memory, which takes the process's memory-map lock, and a real-time
+        // thread must not wait for that lock behind lower-priority threads.
+        // The media thread lets go of an item before it reports `PlayDone`.
+        let _keep_until_played = items.clone();
         self.media.play(id, items, interrupt);
         // A key pressed before this prompt started (still queued) barges in
         // as soon as it is seen.

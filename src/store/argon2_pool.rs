@@ -7,10 +7,14 @@
 //! core happens at once, on threads at nice 10: media (nice -10) and
 //! signalling (nice 0) come first, and a login waits a little instead.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use argon2::Block;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -20,6 +24,34 @@ pub(super) static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// The nice value of the Argon2 threads.
 const NICE: libc::c_int = 10;
+
+/// An Argon2 thread keeps its working memory this long after its last run.
+const KEEP_MEMORY: Duration = Duration::from_secs(2);
+
+thread_local! {
+    /// This thread's Argon2 working memory, reused from run to run.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lends `f` at least `blocks` blocks of this thread's Argon2 memory.
+///
+/// Why: a fresh 19 MiB buffer per PIN check meant an mmap and an munmap
+/// each time (large allocations are mmapped, see `main.rs`), and both take
+/// the process's memory-map lock for writing. The real-time media threads
+/// need that lock now and then (freeing a large buffer), and while a nice-10
+/// Argon2 thread held it on two saturated cores, a media tick started late.
+/// A burst of logins now maps the memory once per thread; it is returned
+/// after [`KEEP_MEMORY`] without a run. Every block is written before it is
+/// read, so reusing old contents is safe.
+pub(super) fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < blocks {
+            m.resize(blocks, Block::default());
+        }
+        f(&mut m[..blocks])
+    })
+}
 
 /// Runs `f` on an Argon2 thread and waits for its result. `None` if the
 /// pool could not be started or `f` panicked.
@@ -63,8 +95,18 @@ fn pool() -> Option<&'static Mutex<Sender<Job>>> {
 fn work(jobs: &Mutex<Receiver<Job>>) {
     lower_priority();
     loop {
-        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(job) = job else { return };
+        let job = {
+            let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            match jobs.recv_timeout(KEEP_MEMORY) {
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: give the working memory back, then wait.
+                    MEMORY.with(|m| *m.borrow_mut() = Vec::new());
+                    jobs.recv().ok()
+                }
+                r => r.ok(),
+            }
+        };
+        let Some(job) = job else { return };
         let now = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
         PEAK.fetch_max(now, Ordering::Relaxed);
         // A panic drops the job's sender: its caller gets `None`, and this
@@ -105,5 +147,19 @@ mod tests {
         assert!(nice >= NICE, "{nice}");
         assert_eq!(run(|| -> u8 { panic!("boom") }), None);
         assert_eq!(run(|| 7), Some(7));
+    }
+
+    #[test]
+    fn a_thread_reuses_its_argon2_memory() {
+        let (first, again, grown) = run(|| {
+            let first = with_memory(8, |m| (m.as_ptr() as usize, m.len()));
+            let again = with_memory(4, |m| (m.as_ptr() as usize, m.len()));
+            let grown = with_memory(4096, |m| m.len());
+            (first, again, grown)
+        })
+        .unwrap();
+        assert_eq!(first.1, 8);
+        assert_eq!(again, (first.0, 4), "same memory, the length asked for");
+        assert_eq!(grown, 4096);
     }
 }

@@ -492,9 +492,16 @@ pub fn pin_matches(phc: &str, pin: &str) -> bool {
     let (salt, pin, len) = (salt.to_vec(), pin.to_owned(), expected.len());
     let out = argon2_pool::run(move || {
         let mut out = vec![0u8; len];
-        Argon2::new(algorithm, version, params)
-            .hash_password_into(pin.as_bytes(), &salt, &mut out)
-            .map(|()| out)
+        let blocks = params.block_count();
+        argon2_pool::with_memory(blocks, |memory| {
+            Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+                pin.as_bytes(),
+                &salt,
+                &mut out,
+                memory,
+            )
+        })
+        .map(|()| out)
     });
     match out {
         Some(Ok(out)) => constant_time_eq(&out, expected.as_bytes()),
@@ -638,6 +645,25 @@ mod tests {
         assert!(!constant_time_eq(b"abcd", b"abc"));
         assert!(!constant_time_eq(b"", b"a"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn reused_argon2_memory_gives_the_same_answers_across_memory_costs() {
+        // The Argon2 threads keep their memory between runs: a larger cost
+        // after a smaller one, and back, must still match only the right PIN.
+        let d = tempfile::tempdir().unwrap();
+        let small = sec(d.path());
+        let large = SecurityStore::open(d.path())
+            .unwrap()
+            .with_hash_params(Params::new(64, 1, 1, None).unwrap());
+        let hs = small.hash(Path::new("x"), "1357").unwrap();
+        let hl = large.hash(Path::new("x"), "1357").unwrap();
+        for _ in 0..3 {
+            assert!(pin_matches(&hl, "1357"));
+            assert!(!pin_matches(&hl, "1358"));
+            assert!(pin_matches(&hs, "1357"));
+            assert!(!pin_matches(&hs, "7531"));
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn main() -> ExitCode {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            let runtime = match tokio::runtime::Runtime::new() {
+            let runtime = match voxmail::server::runtime(config.rtp.realtime_priority > 0) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("voxmail: cannot start the runtime: {e}");

@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod presence;
+pub mod priority;
 mod signalling;
 
 use std::net::SocketAddr;
@@ -57,6 +58,22 @@ pub fn prompts_dir(config: &Config) -> std::path::PathBuf {
     } else {
         crate::prompts::default_dir()
     }
+}
+
+/// The runtime the server runs on: a worker per core and tokio's pool for
+/// blocking store work. With real-time media on, the signalling thread and
+/// the workers (SIP, applications) run at nice [`priority::CONTROL_NICE`]
+/// and the blocking pool at the default; see [`priority`].
+pub fn runtime(raise: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if raise {
+        priority::raise_control_thread();
+        builder
+            .on_thread_start(priority::reset_thread)
+            .on_thread_park(priority::raise_worker_once);
+    }
+    builder.build()
 }
 
 /// Start everything; returns when a shutdown signal arrives.

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +46,7 @@ impl SipTransport {
         inbound: mpsc::Sender<Inbound>,
     ) -> io::Result<SipTransport> {
         let (udp, tcp) = bind_pair(listen).await?;
+        widen_receive_buffer(&udp);
         let local = udp.local_addr()?;
         let transport = SipTransport {
             udp: Arc::new(udp),
@@ -261,6 +263,54 @@ async fn bind_pair(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
 }
 
+/// What the SIP socket asks the kernel to queue; Linux caps it at
+/// `net.core.rmem_max` (208 KiB on a stock Debian, so raise that sysctl on
+/// a busy server).
+pub const SIP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// The default queue (208 KiB) holds about 150 datagrams: at 200 calls a
+/// second the SIP socket overflowed whenever its reader paused for a
+/// fraction of a second, and every INVITE dropped there cost its caller a
+/// retransmission, 0.5 s or more (seen as INVITE→200 of seconds at 4,000
+/// calls). Best effort: a smaller queue still works.
+fn widen_receive_buffer(socket: &UdpSocket) {
+    let size = SIP_RECEIVE_BUFFER as libc::c_int;
+    // SAFETY: a valid fd and a pointer to a c_int of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "SIP receive buffer left at the default");
+    }
+}
+
+/// The kernel's receive queue size of `socket` in bytes (for tests).
+pub fn receive_buffer(socket: &impl AsRawFd) -> io::Result<usize> {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid fd, a c_int out-parameter and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(size as usize)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The local IP the kernel routes from towards `remote` (no packet is sent).
 fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if remote.is_ipv4() {
@@ -271,4 +321,27 @@ fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let s = StdUdpSocket::bind(bind).ok()?;
     s.connect(remote).ok()?;
     s.local_addr().ok().map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sip_socket_asks_for_a_large_receive_queue() {
+        let (tx, _rx) = mpsc::channel(1);
+        let t = SipTransport::bind("127.0.0.1:0".parse().unwrap(), None, tx)
+            .await
+            .unwrap();
+        // Linux reports twice what was granted, and grants at most rmem_max.
+        let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(212_992);
+        let got = receive_buffer(&*t.udp).unwrap();
+        assert!(
+            got >= 2 * SIP_RECEIVE_BUFFER.min(max),
+            "receive queue {got} bytes, rmem_max {max}"
+        );
+    }
 }

@@ -257,6 +257,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
         first: MailboxId,
         boxes: Vec<MailboxId>,
     ) -> Result<VmResult, HungUp> {
+        tracing::debug!("deposit starts");
         let deliver = self.not_full(boxes).await;
         if deliver.is_empty() {
             let full = self.prompt(&["vm-mailbox-full"]);
@@ -277,6 +278,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             if self.target.retrieval {
                 keys.push('*');
             }
+            tracing::debug!("greeting starts");
             match self.call.play_interruptible(items, &keys).await? {
                 Some('0') => return Ok(VmResult::Operator),
                 Some('*') => return Ok(VmResult::Retrieval),
@@ -288,6 +290,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
         let copies = &deliver[1..];
         let mut short = 0;
         loop {
+            tracing::debug!("beep starts");
             self.call.play(vec![self.ctx.beep.clone()]).await?;
             let (take, reason) = self.record(&record_box).await?;
             let saved = match take {
@@ -483,6 +486,7 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             silence_threshold: vm.silence_threshold,
             stop_digits: "#".into(),
         };
+        tracing::debug!("recording starts");
         let Some(recorded) = self.call.record(writer, options).await else {
             return Err(HungUp);
         };

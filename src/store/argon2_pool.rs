@@ -99,8 +99,8 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
             let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
             match jobs.recv_timeout(KEEP_MEMORY) {
                 Err(RecvTimeoutError::Timeout) => {
-                    // Idle: give the working memory back, then wait.
-                    MEMORY.with(|m| *m.borrow_mut() = Vec::new());
+                    // Idle: give the working memory's pages back, then wait.
+                    MEMORY.with(|m| release_pages(&mut m.borrow_mut()));
                     jobs.recv().ok()
                 }
                 r => r.ok(),
@@ -113,6 +113,33 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
         // thread stays to serve the next one.
         let _ = catch_unwind(AssertUnwindSafe(job));
         RUNNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Hands the pages of `memory` back to the system but keeps the mapping.
+/// Freeing it would unmap it, which takes the memory-map lock for writing,
+/// and this nice-10 thread could be preempted holding it while a media
+/// thread waits to fault in a page; `MADV_DONTNEED` takes the lock only for
+/// reading. The pages read as zeros afterwards, which Argon2 overwrites.
+fn release_pages(memory: &mut [Block]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
+    let start = memory.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let (first, last) = (start.next_multiple_of(page), end / page * page);
+    if last > first {
+        // SAFETY: whole pages inside `memory`, which this thread owns
+        // exclusively; any bit pattern is a valid Block.
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_DONTNEED,
+            )
+        };
     }
 }
 
@@ -147,6 +174,26 @@ mod tests {
         assert!(nice >= NICE, "{nice}");
         assert_eq!(run(|| -> u8 { panic!("boom") }), None);
         assert_eq!(run(|| 7), Some(7));
+    }
+
+    #[test]
+    fn released_pages_read_as_zeros_and_stay_usable() {
+        let mut memory = vec![Block::default(); 64];
+        let len = std::mem::size_of_val(&memory[..]);
+        let bytes = |m: &mut Vec<Block>| {
+            // SAFETY: a Block is plain 64-bit words; viewed as bytes for the test.
+            unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<u8>(), len) }
+        };
+        bytes(&mut memory).fill(0xA5);
+        let before = memory.as_ptr();
+        release_pages(&mut memory);
+        assert_eq!(memory.as_ptr(), before, "the mapping stays");
+        // 64 KiB spans whole pages: those now read as zeros; bytes outside
+        // them (under a page at each end) keep their value.
+        let zeros = bytes(&mut memory).iter().filter(|x| **x == 0).count();
+        assert!(zeros >= len - 2 * 4096, "{zeros} of {len} bytes zero");
+        bytes(&mut memory)[0] = 1;
+        assert_eq!(bytes(&mut memory)[0], 1);
     }
 
     #[test]

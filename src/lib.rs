@@ -24,3 +24,4 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod thread_nice;

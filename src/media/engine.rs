@@ -582,13 +582,8 @@ fn raise_priority(realtime_priority: u8) -> bool {
         }
         tracing::debug!(error = %std::io::Error::last_os_error(), "media thread not real-time");
     }
-    // SAFETY: plain system calls on the calling thread's own id.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "media thread keeps its priority");
+    if let Err(e) = crate::thread_nice::set(-10) {
+        tracing::debug!(error = %e, "media thread keeps its priority");
     }
     false
 }

@@ -13,8 +13,9 @@
 //! it) every thread keeps the default.
 
 use std::cell::Cell;
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::thread_nice;
 
 /// The nice value of the signalling thread and the runtime's workers.
 pub const CONTROL_NICE: libc::c_int = -10;
@@ -22,33 +23,11 @@ pub const CONTROL_NICE: libc::c_int = -10;
 /// Whether the control thread could be raised (then the workers follow).
 static RAISED: AtomicBool = AtomicBool::new(false);
 
-fn set_thread_nice(nice: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// The calling thread's nice value.
-pub fn thread_nice() -> libc::c_int {
-    // SAFETY: plain system calls on the calling thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::getpriority(libc::PRIO_PROCESS, tid)
-    }
-}
-
 /// Raise the calling thread, the one that runs the signalling loop, before
 /// the runtime and the media threads start (threads inherit their
 /// creator's nice value). Returns whether it was allowed.
 pub fn raise_control_thread() -> bool {
-    match set_thread_nice(CONTROL_NICE) {
+    match thread_nice::set(CONTROL_NICE) {
         Ok(()) => {
             RAISED.store(true, Ordering::Relaxed);
             true
@@ -65,7 +44,7 @@ pub fn raise_control_thread() -> bool {
 pub fn reset_thread() {
     if RAISED.load(Ordering::Relaxed) {
         // Lowering one's own priority is always allowed.
-        let _ = set_thread_nice(0);
+        let _ = thread_nice::set(0);
     }
 }
 
@@ -80,7 +59,7 @@ pub fn raise_worker_once() {
         return;
     }
     WORKER_RAISED.set(true);
-    if let Err(e) = set_thread_nice(CONTROL_NICE) {
+    if let Err(e) = thread_nice::set(CONTROL_NICE) {
         tracing::debug!(error = %e, "a runtime worker keeps the default priority");
     }
 }
@@ -92,27 +71,27 @@ mod tests {
     #[test]
     fn workers_are_raised_and_blocking_threads_reset_when_allowed() {
         std::thread::spawn(|| {
-            let before = thread_nice();
+            let before = thread_nice::get();
             if !raise_control_thread() {
                 // Not allowed here: nothing changes, nothing panics.
                 reset_thread();
                 raise_worker_once();
-                assert_eq!(thread_nice(), before);
+                assert_eq!(thread_nice::get(), before);
                 return;
             }
-            assert_eq!(thread_nice(), CONTROL_NICE);
+            assert_eq!(thread_nice::get(), CONTROL_NICE);
             // A thread started by a raised thread inherits its nice value;
             // the runtime's start hook puts it back to the default, and a
             // worker's first park raises it again, once.
             std::thread::spawn(|| {
-                assert_eq!(thread_nice(), CONTROL_NICE);
+                assert_eq!(thread_nice::get(), CONTROL_NICE);
                 reset_thread();
-                assert_eq!(thread_nice(), 0);
+                assert_eq!(thread_nice::get(), 0);
                 raise_worker_once();
-                assert_eq!(thread_nice(), CONTROL_NICE);
+                assert_eq!(thread_nice::get(), CONTROL_NICE);
                 reset_thread();
                 raise_worker_once();
-                assert_eq!(thread_nice(), 0, "raised only on the first park");
+                assert_eq!(thread_nice::get(), 0, "raised only on the first park");
             })
             .join()
             .unwrap();

@@ -290,8 +290,9 @@ fn widen_receive_buffer(socket: &UdpSocket) {
     }
 }
 
-/// The kernel's receive queue size of `socket` in bytes (for tests).
-pub fn receive_buffer(socket: &impl AsRawFd) -> io::Result<usize> {
+/// The kernel's receive queue size of `socket` in bytes.
+#[cfg(test)]
+fn receive_buffer(socket: &impl AsRawFd) -> io::Result<usize> {
     let mut size: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a valid fd, a c_int out-parameter and its length.

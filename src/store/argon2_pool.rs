@@ -144,13 +144,8 @@ fn release_pages(memory: &mut [Block]) {
 }
 
 fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "Argon2 thread keeps its priority");
+    if let Err(e) = crate::thread_nice::set(NICE) {
+        tracing::debug!(error = %e, "Argon2 thread keeps its priority");
     }
 }
 
@@ -161,11 +156,7 @@ mod tests {
     #[test]
     fn runs_on_a_low_priority_thread_and_survives_a_panic() {
         let (name, nice) = run(|| {
-            // SAFETY: getpriority on the calling thread.
-            let nice = unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::getpriority(libc::PRIO_PROCESS, tid)
-            };
+            let nice = crate::thread_nice::get();
             (std::thread::current().name().map(str::to_owned), nice)
         })
         .unwrap();

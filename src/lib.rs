@@ -17,6 +17,7 @@ pub mod audio;
 pub mod call;
 pub mod config;
 pub mod dialplan;
+pub mod io_pool;
 pub mod media;
 pub mod notify;
 pub mod prompts;

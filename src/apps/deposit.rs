@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::blocking;
 use crate::call::{CallApi, HungUp};
 use crate::config::Config;
 use crate::dialplan::interpret::{VmResult, VoicemailTarget};
@@ -140,19 +141,6 @@ impl<'a> DepositContext<'a> {
 
     fn now(&self) -> Timestamp {
         (self.clock)()
-    }
-}
-
-/// Runs blocking store work off the async threads.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(StoreError::Io {
-            path: Default::default(),
-            source: std::io::Error::other(format!("blocking task failed: {e}")),
-        }),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::dialplan::{
 };
 use crate::prompts::Pcm;
 use crate::server::AppContext;
+use crate::store::StoreError;
 
 /// What an incoming call was routed to.
 #[derive(Debug, Clone)]
@@ -164,5 +165,33 @@ impl Apps for ServerApps {
                 None
             }
         }
+    }
+}
+
+/// Runs store work (files, fsyncs) on the file I/O threads, off the async
+/// workers; see [`crate::io_pool`] for why not `spawn_blocking`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    crate::io_pool::run(f)
+        .await
+        .unwrap_or_else(|e| Err(blocking_failed(e)))
+}
+
+/// Runs work that hashes a PIN: it waits tens of milliseconds for the
+/// Argon2 threads, so it takes a thread of tokio's elastic blocking pool
+/// rather than one of the file I/O threads that deposits wait for.
+pub(crate) async fn pin_work<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(blocking_failed(e)))
+}
+
+fn blocking_failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        path: Default::default(),
+        source: std::io::Error::other(format!("blocking task failed: {e}")),
     }
 }

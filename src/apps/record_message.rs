@@ -23,7 +23,7 @@ use crate::media::session::RecordOptions;
 use crate::prompts::{Pcm, PromptCache};
 use crate::store::{AUDIO_MESSAGE_NAME_MAX, Store, is_valid_audio_message_name};
 
-use super::deposit::blocking;
+use super::blocking;
 use super::keys;
 
 /// What a number entered by phone becomes: `msg-<number>`.

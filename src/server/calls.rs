@@ -263,7 +263,7 @@ impl CallRegistry {
     }
 
     /// Lists a saved message under its call, then hashes its audio on the
-    /// blocking pool (must be called inside a tokio runtime).
+    /// file I/O threads.
     pub fn message_stored(self: &Arc<Self>, store: &Store, meta: &MessageMeta) {
         self.message_saved(
             &meta.call_id,
@@ -275,7 +275,7 @@ impl CallRegistry {
             },
         );
         let (registry, store, meta) = (self.clone(), store.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || {
+        let queued = crate::io_pool::spawn(move || {
             let (Ok(mailbox), Ok(id)) = (
                 MailboxId::try_from(meta.mailbox.as_str()),
                 MessageId::try_from(meta.id.as_str()),
@@ -291,6 +291,9 @@ impl CallRegistry {
                 Err(e) => tracing::debug!(error = %e, id = %meta.id, "message audio not hashed"),
             }
         });
+        if let Err(e) = queued {
+            tracing::warn!(error = %e, "message audio not hashed");
+        }
     }
 
     /// One call, live or recently ended.

@@ -56,6 +56,48 @@ pub struct Signalling {
     presence: Presence,
     /// The mailbox directory's generation the presence knows.
     mailboxes_seen: u64,
+    lag: LoopLag,
+}
+
+/// How late the loop is: the longest a SIP message queued before the loop
+/// took it, and the longest one turn ran. A stalled loop is what turns into
+/// retransmissions and late answers under load, so it is logged (at most
+/// once a second) when either passes [`LoopLag::REPORT`].
+struct LoopLag {
+    queued: Duration,
+    turn: Duration,
+    since: Instant,
+}
+
+impl LoopLag {
+    const REPORT: Duration = Duration::from_millis(100);
+
+    fn new(now: Instant) -> Self {
+        LoopLag {
+            queued: Duration::ZERO,
+            turn: Duration::ZERO,
+            since: now,
+        }
+    }
+
+    fn message(&mut self, now: Instant, received: Instant) {
+        self.queued = self.queued.max(now.saturating_duration_since(received));
+    }
+
+    fn turn_ended(&mut self, started: Instant, now: Instant) {
+        self.turn = self.turn.max(now.saturating_duration_since(started));
+        if now.saturating_duration_since(self.since) < Duration::from_secs(1) {
+            return;
+        }
+        if self.queued >= Self::REPORT || self.turn >= Self::REPORT {
+            tracing::warn!(
+                queued_ms = self.queued.as_millis() as u64,
+                turn_ms = self.turn.as_millis() as u64,
+                "signalling loop running late"
+            );
+        }
+        *self = LoopLag::new(now);
+    }
 }
 
 impl Signalling {
@@ -84,6 +126,7 @@ impl Signalling {
             control_tx,
             control_rx,
             presence,
+            lag: LoopLag::new(Instant::now()),
         }
     }
 
@@ -107,10 +150,10 @@ impl Signalling {
             tokio::select! {
                 m = inbound.recv() => {
                     let Some(m) = m else { return Ok(()) };
-                    self.endpoint.handle_message(Instant::now(), m.peer, &m.data);
+                    self.take(m);
                     // Take whatever else is already queued before flushing.
                     while let Ok(m) = inbound.try_recv() {
-                        self.endpoint.handle_message(Instant::now(), m.peer, &m.data);
+                        self.take(m);
                     }
                 }
                 c = self.control_rx.recv() => {
@@ -137,9 +180,17 @@ impl Signalling {
                     self.presence.tick(now, &mut self.endpoint);
                 }
             }
+            let started = Instant::now();
             self.sync_mailboxes();
             self.flush();
+            self.lag.turn_ended(started, Instant::now());
         }
+    }
+
+    fn take(&mut self, m: Inbound) {
+        let now = Instant::now();
+        self.lag.message(now, m.received);
+        self.endpoint.handle_message(now, m.peer, &m.data);
     }
 
     /// A box was created or deleted through the API: lamps and

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +26,9 @@ use super::frame::{self, Rejection};
 pub struct Inbound {
     pub peer: Peer,
     pub data: Vec<u8>,
+    /// When the transport read it, so the signalling loop can tell how
+    /// long it queued.
+    pub received: Instant,
 }
 
 #[derive(Clone)]
@@ -132,6 +136,7 @@ impl SipTransport {
                 .send(Inbound {
                     peer,
                     data: data.to_vec(),
+                    received: Instant::now(),
                 })
                 .await
                 .is_err()
@@ -205,6 +210,7 @@ impl SipTransport {
                                 .send(Inbound {
                                     peer,
                                     data: data[start..].to_vec(),
+                                    received: Instant::now(),
                                 })
                                 .await
                                 .is_err()

@@ -11,7 +11,7 @@ use crate::call::CallApi;
 use crate::store::MailboxId;
 use crate::store::security::PinCheck;
 
-use super::{Access, LoggedIn, Session, Step, Stop, blocking};
+use super::{Access, LoggedIn, Session, Step, Stop, blocking, pin_work};
 
 impl<C: CallApi> Session<'_, '_, C> {
     pub(super) async fn login(&mut self, access: &Access) -> Step<()> {
@@ -71,7 +71,7 @@ impl<C: CallApi> Session<'_, '_, C> {
                     let config_pin = mb.pin.clone();
                     let now = self.ctx.now();
                     let checked =
-                        blocking(move || security.check_pin(&id, &config_pin, &pin, now)).await;
+                        pin_work(move || security.check_pin(&id, &config_pin, &pin, now)).await;
                     match checked {
                         Ok(PinCheck::Accepted) => {
                             tracing::info!(mailbox = %number, "voicemail login");
@@ -103,7 +103,7 @@ impl<C: CallApi> Session<'_, '_, C> {
                 (None, Some(number), Some(pin)) => {
                     // Same work as a real check, so timing tells nothing.
                     let security = self.ctx.security.clone();
-                    let _ = blocking(move || {
+                    let _ = pin_work(move || {
                         security.dummy_check(&pin);
                         Ok(())
                     })

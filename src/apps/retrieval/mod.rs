@@ -44,11 +44,12 @@ use jiff::tz::TimeZone;
 
 use crate::apps::keys;
 use crate::apps::pin::PinRules;
+use crate::apps::{blocking, pin_work};
 use crate::call::{CallApi, HungUp};
 use crate::config::Config;
 use crate::notify::events::EventBus;
 use crate::prompts::{Pcm, PromptCache};
-use crate::store::{MailboxId, SecurityStore, Store, StoreError};
+use crate::store::{MailboxId, SecurityStore, Store};
 
 use messages::View;
 
@@ -307,19 +308,6 @@ struct Session<'x, 'a, C: CallApi> {
     home: Option<LoggedIn>,
     /// The folder being listened to.
     view: Option<View>,
-}
-
-/// Runs blocking store or Argon2 work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(StoreError::Io {
-            path: Default::default(),
-            source: std::io::Error::other(format!("blocking task failed: {e}")),
-        }),
-    }
 }
 
 impl<C: CallApi> Session<'_, '_, C> {

@@ -8,7 +8,7 @@ use crate::prompts::{Pcm, say};
 use crate::store::security::TempGreeting;
 use crate::store::{GreetingKind, ScratchRecording};
 
-use super::{Session, Step, Stop, blocking};
+use super::{Session, Step, Stop, blocking, pin_work};
 
 impl<C: CallApi> Session<'_, '_, C> {
     /// Loops until `*`: 1 unavailable, 2 busy, 3 name, 4 temporary
@@ -288,7 +288,7 @@ impl<C: CallApi> Session<'_, '_, C> {
                 self.logged_in().config_pin.clone(),
             );
             let bx = id.clone();
-            match blocking(move || security.set_pin(&bx, &config_pin, &first)).await {
+            match pin_work(move || security.set_pin(&bx, &config_pin, &first)).await {
                 Ok(()) => {
                     tracing::info!(mailbox = %id, "PIN changed by phone");
                     return self.say_names(&["vm-password-changed"]).await;

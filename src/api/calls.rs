@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Caller, Scope};
-use super::{ApiError, ApiState, no_store};
+use super::{ApiError, ApiState, blocking, no_store};
 use crate::media::dtmf::DtmfSource;
 use crate::media::session::{PayloadCounts, SessionStats};
 use crate::server::calls::CallReport;
@@ -48,12 +48,15 @@ fn check_call_id(id: &str) -> Result<(), ApiError> {
 
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
     require_admin(&caller)?;
-    let calls: Vec<Value> = state
-        .calls
-        .live(Instant::now())
-        .iter()
-        .map(report_json)
-        .collect();
+    let (registry, store) = (state.calls.clone(), state.store.clone());
+    let calls: Vec<Value> = blocking(move || {
+        let mut reports = registry.live(Instant::now());
+        for r in &mut reports {
+            registry.checksum_messages(&store, r);
+        }
+        Ok(reports.iter().map(report_json).collect())
+    })
+    .await?;
     Ok(no_store(
         Json(json!({"count": calls.len(), "calls": calls})).into_response(),
     ))
@@ -66,10 +69,16 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
     check_call_id(&call_id)?;
-    let report = state
+    let mut report = state
         .calls
         .get(Instant::now(), &call_id)
         .ok_or_else(|| ApiError::not_found("no live or recently ended call has this Call-ID"))?;
+    let (registry, store) = (state.calls.clone(), state.store.clone());
+    let report = blocking(move || {
+        registry.checksum_messages(&store, &mut report);
+        Ok(report)
+    })
+    .await?;
     Ok(no_store(Json(report_json(&report)).into_response()))
 }
 
@@ -170,6 +179,7 @@ mod tests {
                 id: "m".into(),
                 audio_seconds: 2.5,
                 sha256: Some("ab".into()),
+                folder: crate::store::Folder::Inbox,
             }],
         };
         let j = report_json(&r);

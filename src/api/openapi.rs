@@ -364,7 +364,7 @@ pub fn document() -> Value {
                         "messages": {"type": "array", "items": {"type": "object", "properties": {
                             "mailbox": {"type": "string"}, "id": {"type": "string"},
                             "audio_seconds": {"type": "number"},
-                            "sha256": {"type": ["string", "null"], "description": "Of the stored audio file (hex); null for a moment after the save."}}}}}},
+                            "sha256": {"type": ["string", "null"], "description": "Of the stored audio file (hex), taken when the call is first shown; null if the file is gone."}}}}}},
                 "RtpCounts": {"type": "object", "properties": {
                     "packets": {"type": "integer"}, "bytes": {"type": "integer", "description": "Whole RTP datagrams (header included)."},
                     "by_payload_type": {"type": "array", "items": {"type": "object", "properties": {

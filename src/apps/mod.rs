@@ -57,7 +57,7 @@ pub struct ServerApps {
 impl Apps for ServerApps {
     async fn voicemail<C: CallApi>(&mut self, call: &mut C, target: &VoicemailTarget) -> VmResult {
         let ctx = &self.ctx;
-        let (metrics, calls, store) = (ctx.metrics.clone(), ctx.calls.clone(), ctx.store.clone());
+        let (metrics, calls) = (ctx.metrics.clone(), ctx.calls.clone());
         // The boxes as they are now: one created through the API a moment
         // ago takes messages.
         let config = ctx.mailboxes.config();
@@ -72,7 +72,7 @@ impl Apps for ServerApps {
         .with_on_saved(move |meta| {
             metrics.message_recorded();
             // Listed under its call for GET /api/v1/calls/{call_id}.
-            calls.message_stored(&store, meta);
+            calls.message_stored(meta);
         });
         deposit::run(call, &dctx, target).await
     }

@@ -15,6 +15,7 @@ fn msg(id: &str) -> StoredMessage {
         id: id.into(),
         audio_seconds: 4.2,
         sha256: None,
+        folder: Folder::Inbox,
     }
 }
 
@@ -144,4 +145,67 @@ fn sweep_counts_dtmf_by_source_once() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+}
+
+#[test]
+fn checksums_are_taken_when_shown_and_follow_a_moved_message() {
+    use crate::store::NewMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mailbox = MailboxId::try_from("1001").unwrap();
+    store.ensure_mailbox(&mailbox).unwrap();
+    let deposit = |call_id: &str| {
+        let mut w = store
+            .begin_message(NewMessage {
+                mailbox: mailbox.clone(),
+                caller_number: "5551234".into(),
+                caller_name: None,
+                called_number: "1001".into(),
+                call_id: call_id.into(),
+                codec: "PCMU".into(),
+                started_at: "2026-11-23T04:46:23Z".parse().unwrap(),
+            })
+            .unwrap();
+        let samples: Vec<i16> = (0..8000).map(|i: i32| (i * 37 % 2000) as i16).collect();
+        w.write(&samples).unwrap();
+        w.finish(0).unwrap().expect("saved")
+    };
+    let reg = CallRegistry::new(Duration::from_secs(600), 100);
+    let t0 = Instant::now();
+    reg.call_started(t0, call(1, "one@host"), None);
+    let meta = deposit("one@host");
+    reg.message_stored(&meta);
+    let id = MessageId::try_from(meta.id.as_str()).unwrap();
+    let path = store
+        .message_audio_path(&mailbox, Folder::Inbox, &id)
+        .unwrap();
+    let expected = sha256_file(&path).unwrap();
+    // Heard since: the file is in Old now.
+    store
+        .move_message(&mailbox, Folder::Inbox, Folder::Old, &id)
+        .unwrap();
+
+    let mut r = reg.get(t0, "one@host").unwrap();
+    assert_eq!(r.messages[0].sha256, None, "not hashed at save time");
+    reg.checksum_messages(&store, &mut r);
+    assert_eq!(r.messages[0].sha256.as_deref(), Some(expected.as_str()));
+    // Kept: the next report has it without hashing again.
+    assert_eq!(
+        reg.get(t0, "one@host").unwrap().messages[0]
+            .sha256
+            .as_deref(),
+        Some(expected.as_str())
+    );
+
+    // A deleted message stays without a checksum.
+    reg.call_started(t0, call(2, "two@host"), None);
+    let gone = deposit("two@host");
+    reg.message_stored(&gone);
+    let gone_id = MessageId::try_from(gone.id.as_str()).unwrap();
+    store
+        .delete_message(&mailbox, Folder::Inbox, &gone_id)
+        .unwrap();
+    let mut r = reg.get(t0, "two@host").unwrap();
+    reg.checksum_messages(&store, &mut r);
+    assert_eq!(r.messages[0].sha256, None);
 }

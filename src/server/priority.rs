@@ -6,9 +6,11 @@
 //! several milliseconds per wake-up, answers pile up and a caller's greeting
 //! and beep start seconds late. At nice [`CONTROL_NICE`] they run first
 //! among ordinary threads (the real-time media threads still come before
-//! them). The blocking pool (file creation, fsyncs, hashing) stays at the
-//! default, so bulk store work does not crowd out signalling, and Argon2's
-//! threads lower themselves to nice 10. Best effort, like the media
+//! them). The file I/O threads (`io_pool`: file creation, fsyncs) and
+//! tokio's blocking pool stay at the default, so bulk store work does not
+//! crowd out signalling, and Argon2's threads lower themselves to nice 10.
+//! A raised thread must never wait on a lock such a thread holds (see
+//! `io_pool` for the one that did). Best effort, like the media
 //! threads' SCHED_FIFO: without CAP_SYS_NICE (or an RLIMIT_NICE that allows
 //! it) every thread keeps the default.
 
@@ -39,8 +41,9 @@ pub fn raise_control_thread() -> bool {
     }
 }
 
-/// For every thread the runtime starts: back to the default. Blocking-pool
-/// threads are started by a raised worker and would inherit its priority.
+/// For every thread the runtime or `io_pool` starts: back to the default.
+/// Such threads are started by a raised worker and would inherit its
+/// priority.
 pub fn reset_thread() {
     if RAISED.load(Ordering::Relaxed) {
         // Lowering one's own priority is always allowed.

@@ -61,7 +61,8 @@ pub fn prompts_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// The runtime the server runs on: a worker per core and tokio's pool for
-/// blocking store work. With real-time media on, the signalling thread and
+/// blocking work outside calls (API, PIN checks; calls' store work has
+/// [`crate::io_pool`]). With real-time media on, the signalling thread and
 /// the workers (SIP, applications) run at nice [`priority::CONTROL_NICE`]
 /// and the blocking pool at the default; see [`priority`].
 pub fn runtime(raise: bool) -> std::io::Result<tokio::runtime::Runtime> {

@@ -28,7 +28,8 @@
 //! whose files are unreadable or vanished are skipped, never fatal.
 //!
 //! All of it is plain async code over [`CallApi`], tested with the scripted
-//! `FakeCall`; store and Argon2 work runs on the blocking pool.
+//! `FakeCall`; store work runs on the file I/O threads (`io_pool`), PIN
+//! checks on tokio's blocking pool.
 
 mod login;
 mod messages;

@@ -84,19 +84,16 @@ impl LoopLag {
         self.queued = self.queued.max(now.saturating_duration_since(received));
     }
 
-    fn turn_ended(&mut self, started: Instant, now: Instant) {
+    /// Ends a loop turn; once a second, the worst queue wait and turn of
+    /// that second if either passed [`LoopLag::REPORT`].
+    fn turn_ended(&mut self, started: Instant, now: Instant) -> Option<(Duration, Duration)> {
         self.turn = self.turn.max(now.saturating_duration_since(started));
         if now.saturating_duration_since(self.since) < Duration::from_secs(1) {
-            return;
+            return None;
         }
-        if self.queued >= Self::REPORT || self.turn >= Self::REPORT {
-            tracing::warn!(
-                queued_ms = self.queued.as_millis() as u64,
-                turn_ms = self.turn.as_millis() as u64,
-                "signalling loop running late"
-            );
-        }
+        let worst = (self.queued, self.turn);
         *self = LoopLag::new(now);
+        (worst.0 >= Self::REPORT || worst.1 >= Self::REPORT).then_some(worst)
     }
 }
 
@@ -183,7 +180,13 @@ impl Signalling {
             let started = Instant::now();
             self.sync_mailboxes();
             self.flush();
-            self.lag.turn_ended(started, Instant::now());
+            if let Some((queued, turn)) = self.lag.turn_ended(started, Instant::now()) {
+                tracing::warn!(
+                    queued_ms = queued.as_millis() as u64,
+                    turn_ms = turn.as_millis() as u64,
+                    "signalling loop running late"
+                );
+            }
         }
     }
 
@@ -641,6 +644,29 @@ fn deposit_mailboxes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loop_lag_reports_the_worst_of_each_second_over_the_threshold() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut lag = LoopLag::new(t0);
+        // A message that queued 150 ms, in quick turns: reported once the
+        // second is over, not before.
+        lag.message(t0 + ms(200), t0 + ms(50));
+        assert_eq!(lag.turn_ended(t0 + ms(200), t0 + ms(201)), None);
+        assert_eq!(
+            lag.turn_ended(t0 + ms(1000), t0 + ms(1002)),
+            Some((ms(150), ms(2)))
+        );
+        // The next second starts afresh: short waits are not reported.
+        lag.message(t0 + ms(1500), t0 + ms(1460));
+        assert_eq!(lag.turn_ended(t0 + ms(2100), t0 + ms(2110)), None);
+        // A long turn alone is.
+        assert_eq!(
+            lag.turn_ended(t0 + ms(2900), t0 + ms(3200)),
+            Some((Duration::ZERO, ms(300)))
+        );
+    }
 
     #[test]
     fn info_dtmf_bodies() {

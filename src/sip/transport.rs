@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -280,41 +279,8 @@ pub const SIP_RECEIVE_BUFFER: usize = 4 << 20;
 /// retransmission, 0.5 s or more (seen as INVITE→200 of seconds at 4,000
 /// calls). Best effort: a smaller queue still works.
 fn widen_receive_buffer(socket: &UdpSocket) {
-    let size = SIP_RECEIVE_BUFFER as libc::c_int;
-    // SAFETY: a valid fd and a pointer to a c_int of the stated size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "SIP receive buffer left at the default");
-    }
-}
-
-/// The kernel's receive queue size of `socket` in bytes.
-#[cfg(test)]
-fn receive_buffer(socket: &impl AsRawFd) -> io::Result<usize> {
-    let mut size: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid fd, a c_int out-parameter and its length.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut size as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(size as usize)
-    } else {
-        Err(io::Error::last_os_error())
+    if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(SIP_RECEIVE_BUFFER) {
+        tracing::debug!(error = %e, "SIP receive buffer left at the default");
     }
 }
 
@@ -345,7 +311,7 @@ mod tests {
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok())
             .unwrap_or(212_992);
-        let got = receive_buffer(&*t.udp).unwrap();
+        let got = socket2::SockRef::from(&*t.udp).recv_buffer_size().unwrap();
         assert!(
             got >= 2 * SIP_RECEIVE_BUFFER.min(max),
             "receive queue {got} bytes, rmem_max {max}"

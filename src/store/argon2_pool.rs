@@ -60,16 +60,13 @@ pub(super) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    pool()?
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .send(job)
-        .ok()?;
+    pool()?.send(job).ok()?;
     rx.recv().ok()
 }
 
-fn pool() -> Option<&'static Mutex<Sender<Job>>> {
-    static POOL: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+fn pool() -> Option<&'static Sender<Job>> {
+    // A Sender is shared without a lock.
+    static POOL: OnceLock<Option<Sender<Job>>> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -87,7 +84,7 @@ fn pool() -> Option<&'static Mutex<Sender<Job>>> {
                 Err(e) => tracing::error!(error = %e, "starting an Argon2 thread"),
             }
         }
-        (started > 0).then(|| Mutex::new(tx))
+        (started > 0).then_some(tx)
     })
     .as_ref()
 }

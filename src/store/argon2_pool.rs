@@ -8,10 +8,10 @@
 //! signalling (nice 0) come first, and a login waits a little instead.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::Duration;
 
 use argon2::Block;
@@ -21,12 +21,18 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Runs in progress, and the most seen at once (for tests).
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 pub(super) static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Threads that ran a job and have not given their memory back yet.
+static RESIDENT: AtomicUsize = AtomicUsize::new(0);
 
 /// The nice value of the Argon2 threads.
 const NICE: libc::c_int = 10;
 
 /// An Argon2 thread keeps its working memory this long after its last run.
-const KEEP_MEMORY: Duration = Duration::from_secs(2);
+const KEEP_MEMORY: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(2)
+};
 
 thread_local! {
     /// This thread's Argon2 working memory, reused from run to run.
@@ -60,50 +66,88 @@ pub(super) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    pool()?.send(job).ok()?;
+    let queue = pool()?;
+    queue
+        .jobs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push_back(job);
+    queue.ready.notify_one();
     rx.recv().ok()
 }
 
-fn pool() -> Option<&'static Sender<Job>> {
-    // A Sender is shared without a lock.
-    static POOL: OnceLock<Option<Sender<Job>>> = OnceLock::new();
-    POOL.get_or_init(|| {
+/// Jobs waiting for a thread. A condition variable rather than a channel
+/// behind a mutex: every idle thread waits on its own clock, so each gives
+/// its memory back. (With a shared receiver, the thread holding it waited
+/// for the next job while the others waited for the lock, never timing
+/// out: after a burst of logins one thread kept its 19 MiB forever.)
+struct Queue {
+    jobs: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+}
+
+fn pool() -> Option<&'static Queue> {
+    static POOL: OnceLock<Option<&'static Queue>> = OnceLock::new();
+    *POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue: &'static Queue = Box::leak(Box::new(Queue {
+            jobs: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+        }));
         let mut started = 0;
         for n in 0..threads {
-            let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || work(&rx));
+                .spawn(move || work(queue));
             match spawned {
                 Ok(_) => started += 1,
                 Err(e) => tracing::error!(error = %e, "starting an Argon2 thread"),
             }
         }
-        (started > 0).then_some(tx)
+        (started > 0).then_some(queue)
     })
-    .as_ref()
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
+fn work(queue: &Queue) {
     lower_priority();
+    let mut resident = false;
     loop {
         let job = {
-            let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            match jobs.recv_timeout(KEEP_MEMORY) {
-                Err(RecvTimeoutError::Timeout) => {
-                    // Idle: give the working memory's pages back, then wait.
-                    MEMORY.with(|m| release_pages(&mut m.borrow_mut()));
-                    jobs.recv().ok()
+            let mut jobs = queue.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(job) = jobs.pop_front() {
+                    break Some(job);
                 }
-                r => r.ok(),
+                if !resident {
+                    jobs = queue
+                        .ready
+                        .wait(jobs)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                let (guard, waited) = queue
+                    .ready
+                    .wait_timeout(jobs, KEEP_MEMORY)
+                    .unwrap_or_else(PoisonError::into_inner);
+                jobs = guard;
+                if waited.timed_out() && jobs.is_empty() {
+                    break None;
+                }
             }
         };
-        let Some(job) = job else { return };
+        let Some(job) = job else {
+            // Idle: give the working memory's pages back (outside the lock).
+            MEMORY.with(|m| release_pages(&mut m.borrow_mut()));
+            resident = false;
+            RESIDENT.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        };
+        if !resident {
+            resident = true;
+            RESIDENT.fetch_add(1, Ordering::Relaxed);
+        }
         let now = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
         PEAK.fetch_max(now, Ordering::Relaxed);
         // A panic drops the job's sender: its caller gets `None`, and this
@@ -162,6 +206,33 @@ mod tests {
         assert!(nice >= NICE, "{nice}");
         assert_eq!(run(|| -> u8 { panic!("boom") }), None);
         assert_eq!(run(|| 7), Some(7));
+    }
+
+    #[test]
+    fn every_thread_gives_its_memory_back_when_idle() {
+        let threads = std::thread::available_parallelism().unwrap().get();
+        // Keep every thread busy at once, so each has run a job.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || run(move || with_memory(64, |_| b.wait())))
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap().is_some());
+        }
+        // Other tests may use the pool meanwhile; once it is idle, no
+        // thread holds memory.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while RESIDENT.load(Ordering::Relaxed) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} threads kept their memory",
+                RESIDENT.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

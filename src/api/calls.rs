@@ -119,6 +119,7 @@ fn rtp_json(s: &SessionStats) -> Value {
         "sent": {"packets": s.packets_out, "bytes": s.bytes_out, "by_payload_type": by_pt(&s.sent_by_pt)},
         "lost": s.lost,
         "ignored": s.ignored,
+        "underruns": s.underruns,
         "jitter_ms": round3(s.jitter_ms()),
     })
 }

@@ -354,6 +354,7 @@ pub fn document() -> Value {
                             "sent": {"$ref": "#/components/schemas/RtpCounts"},
                             "lost": {"type": "integer", "description": "Audio packets declared lost by the jitter buffer."},
                             "ignored": {"type": "integer", "description": "Datagrams that were not RTP or of a payload type not negotiated."},
+                            "underruns": {"type": "integer", "description": "20 ms frames of a message played from its file that were not read in time and went out as silence."},
                             "jitter_ms": {"type": "number", "description": "RFC 3550 interarrival jitter of the received audio, from the kernel's receive timestamps (or, where a socket gives none, the time the media worker read the packet)."}}},
                         "dtmf": {"type": "array", "description": "The first 32 digits.", "items": {"type": "object", "properties": {
                             "digit": {"type": "string"},

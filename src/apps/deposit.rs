@@ -29,9 +29,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::blocking;
+use super::message_feed::message_feed;
 use crate::call::{CallApi, HungUp};
 use crate::config::Config;
 use crate::dialplan::interpret::{VmResult, VoicemailTarget};
+use crate::media::feed::{AudioFeed, PlayItem};
 use crate::media::session::{RecordOptions, StopReason};
 use crate::notify::events::EventBus;
 use crate::prompts::{Pcm, PromptCache};
@@ -542,11 +544,9 @@ impl<C: CallApi> Deposit<'_, '_, C> {
                         saved.mailbox.clone(),
                         saved.id.clone(),
                     );
-                    match blocking(move || store.read_message_audio(&mailbox, Folder::Inbox, &id))
-                        .await
-                    {
-                        Ok(audio) => {
-                            if let Err(HungUp) = self.say(vec![Pcm::from(audio)]).await {
+                    match message_feed(store, mailbox, Folder::Inbox, id).await {
+                        Ok(feed) => {
+                            if let Err(HungUp) = self.say_feed(feed).await {
                                 self.publish(Some(saved), copies).await;
                                 return Err(HungUp);
                             }
@@ -637,6 +637,18 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             return Ok(());
         }
         self.pending = self.call.play_interruptible(items, ALL_KEYS).await?;
+        Ok(())
+    }
+
+    /// As [`Self::say`], for the recording itself, streamed from its file
+    /// (`None`: it holds no audio, nothing to play).
+    async fn say_feed(&mut self, feed: Option<AudioFeed>) -> Result<(), HungUp> {
+        let Some(feed) = feed else { return Ok(()) };
+        if self.pending.is_some() {
+            return Ok(());
+        }
+        let items = vec![PlayItem::Feed(feed)];
+        self.pending = self.call.play_items_interruptible(items, ALL_KEYS).await?;
         Ok(())
     }
 

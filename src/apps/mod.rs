@@ -4,6 +4,7 @@
 
 pub mod deposit;
 mod keys;
+mod message_feed;
 pub mod pin;
 pub mod record_message;
 pub mod retrieval;

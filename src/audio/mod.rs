@@ -4,7 +4,8 @@
 //! FFT resampler (whose filter removes what 8 kHz cannot carry instead of
 //! letting it alias). Files on disk (prompts, music on hold, stored
 //! messages) and uploads in memory (greetings, audio messages) go through
-//! the same decoder.
+//! the same decoder. Long 8 kHz files (stored messages) can instead be
+//! decoded a piece at a time with [`stream::DecodeStream`].
 //!
 //! Writing: [`wav`] (PCM WAV in memory) and, with the `mp3` cargo feature,
 //! [`mp3`] (LAME).
@@ -12,10 +13,12 @@
 pub mod format;
 #[cfg(feature = "mp3")]
 pub mod mp3;
+pub mod stream;
 pub mod tts;
 pub mod wav;
 
 pub use format::{AudioFormat, StorageFormat};
+pub use stream::DecodeStream;
 
 use std::fs::File;
 use std::io::{self, Cursor};

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{CallApi, CallInfo, HungUp, Recorded, TransferError};
+use crate::media::feed::PlayItem;
 use crate::media::session::{RecordOptions, StopReason};
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::CallHandle;
@@ -113,6 +114,34 @@ impl FakeCall {
             .unwrap_or_else(|| format!("audio:{}", pcm.len()))
     }
 
+    /// The caller's side of a played prompt: a key that barges in, or a
+    /// hang-up during it.
+    fn play_names(&mut self, names: Vec<String>, interrupt: &str) -> Result<Option<char>, HungUp> {
+        self.run_hooks();
+        if self.hung_up {
+            return Err(HungUp);
+        }
+        let barge = match self.script.front() {
+            Some(Input::Digits(d)) if d.chars().next().is_some_and(|c| interrupt.contains(c)) => {
+                self.take_digit()
+            }
+            Some(Input::Hangup) => {
+                self.script.pop_front();
+                self.log.push(Action::Played {
+                    names,
+                    interrupted_by: None,
+                });
+                return Err(self.end_of_script());
+            }
+            _ => None,
+        };
+        self.log.push(Action::Played {
+            names,
+            interrupted_by: barge,
+        });
+        Ok(barge)
+    }
+
     fn end_of_script(&mut self) -> HungUp {
         self.hung_up = true;
         HungUp
@@ -162,30 +191,25 @@ impl CallApi for FakeCall {
         items: Vec<Pcm>,
         interrupt: &str,
     ) -> Result<Option<char>, HungUp> {
-        self.run_hooks();
-        if self.hung_up {
-            return Err(HungUp);
-        }
         let names = items.iter().map(|p| self.name(p)).collect();
-        let barge = match self.script.front() {
-            Some(Input::Digits(d)) if d.chars().next().is_some_and(|c| interrupt.contains(c)) => {
-                self.take_digit()
-            }
-            Some(Input::Hangup) => {
-                self.script.pop_front();
-                self.log.push(Action::Played {
-                    names,
-                    interrupted_by: None,
-                });
-                return Err(self.end_of_script());
-            }
-            _ => None,
-        };
-        self.log.push(Action::Played {
-            names,
-            interrupted_by: barge,
-        });
-        Ok(barge)
+        self.play_names(names, interrupt)
+    }
+
+    /// A streamed feed is read to its end (it stands for the whole audio
+    /// the caller would hear) and named by its length.
+    async fn play_items_interruptible(
+        &mut self,
+        items: Vec<PlayItem>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp> {
+        let mut names = Vec::new();
+        for item in items {
+            names.push(match item {
+                PlayItem::Clip(pcm) => self.name(&pcm),
+                PlayItem::Feed(feed) => format!("audio:{}", feed.collect().await.len()),
+            });
+        }
+        self.play_names(names, interrupt)
     }
 
     async fn collect_digit(&mut self, _timeout: Duration) -> Result<Option<char>, HungUp> {

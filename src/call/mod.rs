@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::media::dtmf::DtmfSource;
 use crate::media::engine::MediaSession;
+use crate::media::feed::PlayItem;
 use crate::media::session::{RecordOptions, SessionEvent, StopReason};
 use crate::prompts::Pcm;
 use crate::sip::CallHandle;
@@ -76,6 +77,13 @@ pub trait CallApi {
     async fn play_interruptible(
         &mut self,
         items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp>;
+    /// As [`CallApi::play_interruptible`], for items that may be streamed
+    /// (a stored message read from its file while it plays).
+    async fn play_items_interruptible(
+        &mut self,
+        items: Vec<PlayItem>,
         interrupt: &str,
     ) -> Result<Option<char>, HungUp>;
     /// Wait up to `timeout` for one digit (`None` on timeout).
@@ -150,7 +158,7 @@ impl Call {
 
     async fn play_inner(
         &mut self,
-        items: Vec<Pcm>,
+        items: Vec<PlayItem>,
         interrupt: &str,
     ) -> Result<Option<char>, HungUp> {
         if self.hung_up {
@@ -163,7 +171,14 @@ impl Call {
         // memory, which takes the process's memory-map lock, and a real-time
         // thread must not wait for that lock behind lower-priority threads.
         // The media thread lets go of an item before it reports `PlayDone`.
-        let _keep_until_played = items.clone();
+        // (A streamed feed is only ever a few small pieces.)
+        let _keep_until_played: Vec<Pcm> = items
+            .iter()
+            .filter_map(|i| match i {
+                PlayItem::Clip(pcm) => Some(pcm.clone()),
+                PlayItem::Feed(_) => None,
+            })
+            .collect();
         self.media.play(id, items, interrupt);
         // A key pressed before this prompt started (still queued) barges in
         // as soon as it is seen.
@@ -211,6 +226,7 @@ impl CallApi for Call {
 
     /// Play prompts to the end.
     async fn play(&mut self, items: Vec<Pcm>) -> Result<(), HungUp> {
+        let items = items.into_iter().map(PlayItem::from).collect();
         self.play_inner(items, "").await.map(|_| ())
     }
 
@@ -218,6 +234,15 @@ impl CallApi for Call {
     async fn play_interruptible(
         &mut self,
         items: Vec<Pcm>,
+        interrupt: &str,
+    ) -> Result<Option<char>, HungUp> {
+        let items = items.into_iter().map(PlayItem::from).collect();
+        self.play_items_interruptible(items, interrupt).await
+    }
+
+    async fn play_items_interruptible(
+        &mut self,
+        items: Vec<PlayItem>,
         interrupt: &str,
     ) -> Result<Option<char>, HungUp> {
         if let Some(pos) = self.pending_digits.find(|c| interrupt.contains(c)) {

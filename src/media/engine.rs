@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::prompts::Pcm;
+use super::feed::PlayItem;
 use crate::store::MessageWriter;
 
 use super::dtmf::DtmfSource;
@@ -74,7 +74,7 @@ enum Command {
     Play {
         id: u64,
         play_id: u64,
-        items: Vec<Pcm>,
+        items: Vec<PlayItem>,
         interrupt: String,
     },
     StopPlayback(u64),
@@ -203,7 +203,7 @@ impl MediaSession {
         self.send(Command::Update(self.id, params));
     }
 
-    pub fn play(&self, play_id: u64, items: Vec<Pcm>, interrupt: &str) {
+    pub fn play(&self, play_id: u64, items: Vec<PlayItem>, interrupt: &str) {
         self.send(Command::Play {
             id: self.id,
             play_id,

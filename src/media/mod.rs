@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod engine;
+pub mod feed;
 pub mod g711;
 pub mod inband;
 pub mod jitter;

@@ -8,10 +8,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::prompts::Pcm;
 use crate::store::MessageWriter;
 
 use super::dtmf::{DtmfSource, Rfc4733Receiver};
+use super::feed::{Fill, PlayItem};
 use super::g711::G711;
 use super::inband::InbandDetector;
 use super::jitter::JitterBuffer;
@@ -89,7 +89,8 @@ pub enum SessionEvent {
 
 struct Playback {
     id: u64,
-    items: VecDeque<Pcm>,
+    items: VecDeque<PlayItem>,
+    /// Into the front item, when it is a clip (a feed keeps its own).
     position: usize,
     interrupt: String,
 }
@@ -265,7 +266,7 @@ impl RtpSession {
     pub fn play(
         &mut self,
         id: u64,
-        items: Vec<Pcm>,
+        items: Vec<PlayItem>,
         interrupt: String,
         events: &mut Vec<SessionEvent>,
     ) {
@@ -447,13 +448,30 @@ impl RtpSession {
         let mut finished = None;
         if let Some(p) = self.playback.as_mut() {
             while self.frame.len() < FRAME_SAMPLES {
-                let Some(item) = p.items.front() else { break };
-                let take =
-                    (FRAME_SAMPLES - self.frame.len()).min(item.len() - p.position.min(item.len()));
-                self.frame
-                    .extend_from_slice(&item[p.position..p.position + take]);
-                p.position += take;
-                if p.position >= item.len() {
+                let Some(item) = p.items.front_mut() else {
+                    break;
+                };
+                let played = match item {
+                    PlayItem::Clip(clip) => {
+                        let take = (FRAME_SAMPLES - self.frame.len())
+                            .min(clip.len() - p.position.min(clip.len()));
+                        self.frame
+                            .extend_from_slice(&clip[p.position..p.position + take]);
+                        p.position += take;
+                        p.position >= clip.len()
+                    }
+                    PlayItem::Feed(feed) => match feed.fill(&mut self.frame, FRAME_SAMPLES) {
+                        Fill::Full => false,
+                        Fill::Ended => true,
+                        Fill::Starved => {
+                            // The rest of the frame is silence; the feed
+                            // stays first and goes on when its piece comes.
+                            self.stats.underruns += 1;
+                            break;
+                        }
+                    },
+                };
+                if played {
                     p.items.pop_front();
                     p.position = 0;
                 }

@@ -1,7 +1,9 @@
 //! The main menu and the message menu: folders, playback, delete, save,
 //! forward, envelope.
 
+use crate::apps::message_feed::message_feed;
 use crate::call::CallApi;
+use crate::media::feed::PlayItem;
 use crate::prompts::{MessageAge, Pcm, say};
 use crate::store::{Folder, MailboxId, MessageId, MessageMeta, StoreError};
 
@@ -320,10 +322,10 @@ impl<C: CallApi> Session<'_, '_, C> {
                 return self.say_names(&["vm-no-more"]).await;
             };
             let (folder, msg) = (e.folder, e.id.clone());
-            let (store, id, m) = (self.ctx.store.clone(), self.box_id(), msg.clone());
-            match blocking(move || store.read_message_audio(&id, folder, &m)).await {
-                Ok(a) if !a.is_empty() => break a,
-                Ok(_) => {
+            let (store, id) = (self.ctx.store.clone(), self.box_id());
+            match message_feed(store, id, folder, msg.clone()).await {
+                Ok(Some(feed)) => break feed,
+                Ok(None) => {
                     tracing::warn!(mailbox = %self.box_id(), %folder, id = %msg, "empty message skipped")
                 }
                 Err(e) => {
@@ -342,9 +344,10 @@ impl<C: CallApi> Session<'_, '_, C> {
         self.view_mut().current = Some(index);
         let mut items = self.prompt(&["vm-message"]);
         items.extend(self.ctx.prompts.number(&self.lang, index as u32 + 1));
-        items.push(Pcm::from(audio));
+        let mut items: Vec<PlayItem> = items.into_iter().map(PlayItem::from).collect();
+        items.push(PlayItem::Feed(audio));
         self.pending = None;
-        let played = self.call.play_interruptible(items, ALL_KEYS).await;
+        let played = self.call.play_items_interruptible(items, ALL_KEYS).await;
         // Heard (even in part, as in Asterisk): a new message becomes old.
         self.mark_heard(index).await;
         match played? {

@@ -1006,15 +1006,15 @@ async fn corrupt_and_vanished_messages_are_skipped() {
     let inbox = f.dir.path().join("mailboxes/1001/inbox");
     std::fs::write(inbox.join("20260309-120000-aaaaaa.wav"), b"").unwrap();
     std::fs::write(inbox.join("20260309-120000-aaaaaa.json"), b"{}").unwrap();
-    // The first one keeps a valid header but loses its audio: listed, then
-    // unreadable when played.
+    // The first one keeps a valid header but loses all its audio: listed,
+    // then unreadable when played.
     let wav = inbox.join(format!("{}.wav", bad.id));
     let len = std::fs::metadata(&wav).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&wav)
         .unwrap()
-        .set_len(len - 4000)
+        .set_len(len - 16000)
         .unwrap();
     let (out, call) = f
         .call(

@@ -121,6 +121,9 @@ pub struct SessionStats {
     /// Audio packets the jitter buffer declared lost.
     pub lost: u64,
     pub dtmf: u64,
+    /// Frames of streamed audio (a message played from its file) that were
+    /// not read in time and went out as silence.
+    pub underruns: u64,
     pub received_by_pt: PayloadCounts,
     pub sent_by_pt: PayloadCounts,
     /// RFC 3550 interarrival jitter of the received audio, in timestamp

@@ -3,7 +3,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::media::dtmf::event_payload;
+use crate::media::feed::{AudioFeed, PlayItem};
 use crate::media::rtp::RtpHeader;
+use crate::prompts::Pcm;
 use crate::store::{MailboxId, NewMessage, Store};
 
 fn params() -> MediaParams {
@@ -162,7 +164,12 @@ fn playback_is_paced_with_continuous_sequence_and_marker() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
     let prompt: Pcm = Arc::from(vec![1000i16; 400]); // 2.5 frames
-    s.play(7, vec![prompt.clone(), prompt], "#".into(), &mut ev);
+    s.play(
+        7,
+        vec![prompt.clone().into(), prompt.into()],
+        "#".into(),
+        &mut ev,
+    );
     let mut headers = Vec::new();
     for _ in 0..8 {
         let (_, pkt) = s.on_tick(&mut ev).unwrap();
@@ -184,11 +191,83 @@ fn playback_is_paced_with_continuous_sequence_and_marker() {
     )));
 }
 
+/// The payload of a sent packet, decoded.
+fn sent_samples(pkt: &[u8]) -> Vec<i16> {
+    let mut out = Vec::new();
+    G711::Pcmu.decode(rtp::parse(pkt).unwrap().payload, &mut out);
+    out
+}
+
+#[test]
+fn a_streamed_feed_plays_after_clips_and_a_late_piece_is_silence() {
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let intro: Pcm = Arc::from(vec![1000i16; 240]); // 1.5 frames
+    let (pieces, feed) = AudioFeed::channel(vec![-2000; 160], 2);
+    s.play(
+        3,
+        vec![intro.into(), PlayItem::Feed(feed)],
+        "#".into(),
+        &mut ev,
+    );
+    // Frame 1: intro; frame 2: the rest of it and the feed's first piece.
+    let (_, pkt) = s.on_tick(&mut ev).unwrap();
+    assert!(sent_samples(pkt).iter().all(|&x| x > 900));
+    let (_, pkt) = s.on_tick(&mut ev).unwrap();
+    let f = sent_samples(pkt);
+    assert!(f[..80].iter().all(|&x| x > 900) && f[80..].iter().all(|&x| x < -1800));
+    // Frame 3: 80 samples left of the piece, nothing more ready: the rest
+    // of the frame is silence, the playback goes on.
+    let (_, pkt) = s.on_tick(&mut ev).unwrap();
+    let f = sent_samples(pkt);
+    assert!(f[..80].iter().all(|&x| x < -1800) && f[80..].iter().all(|&x| x.abs() < 10));
+    let (_, pkt) = s.on_tick(&mut ev).unwrap();
+    assert!(sent_samples(pkt).iter().all(|&x| x.abs() < 10));
+    assert_eq!(s.stats().underruns, 2);
+    assert!(s.is_playing() && ev.is_empty(), "{ev:?}");
+    // The next piece arrives, then the feed ends: PlayDone after it.
+    pieces.try_send(vec![3000; 160]).unwrap();
+    drop(pieces);
+    let (_, pkt) = s.on_tick(&mut ev).unwrap();
+    let h = rtp::parse(pkt).unwrap().header;
+    assert!(h.marker, "sound after silence starts a talkspurt");
+    assert!(sent_samples(pkt).iter().all(|&x| x > 2800));
+    s.on_tick(&mut ev);
+    assert!(matches!(
+        ev[..],
+        [SessionEvent::PlayDone {
+            id: 3,
+            interrupted_by: None
+        }]
+    ));
+    assert!(!s.is_playing());
+}
+
+#[test]
+fn barge_in_drops_a_feed_and_its_reader_sees_it() {
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let (pieces, feed) = AudioFeed::channel(vec![500; 8000], 2);
+    s.play(4, vec![PlayItem::Feed(feed)], "5".into(), &mut ev);
+    s.on_tick(&mut ev);
+    assert!(!pieces.is_closed());
+    s.on_digit('5', DtmfSource::Rfc4733, &mut ev);
+    assert!(pieces.is_closed(), "the file reader stops");
+    assert!(matches!(
+        ev[..],
+        [SessionEvent::PlayDone {
+            id: 4,
+            interrupted_by: Some('5')
+        }]
+    ));
+}
+
 #[test]
 fn barge_in_stops_playback() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
-    s.play(1, vec![Arc::from(vec![500i16; 8000])], "#1".into(), &mut ev);
+    let clip: Pcm = Arc::from(vec![500i16; 8000]);
+    s.play(1, vec![clip.into()], "#1".into(), &mut ev);
     s.on_tick(&mut ev);
     s.on_digit('1', DtmfSource::SipInfo, &mut ev);
     assert!(ev.iter().any(|e| matches!(
@@ -366,7 +445,7 @@ fn recording_sends_a_keepalive_a_second_not_silence_every_tick() {
     assert_eq!(sent[0].1.sequence, first.sequence.wrapping_add(1));
     // A prompt played during the recording goes out on every tick again.
     let tone: crate::prompts::Pcm = Arc::from(vec![1000i16; 480]);
-    s.play(7, vec![tone], String::new(), &mut ev);
+    s.play(7, vec![tone.into()], String::new(), &mut ev);
     assert!(s.on_tick(&mut ev).is_some());
     assert!(s.on_tick(&mut ev).is_some());
 }

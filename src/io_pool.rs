@@ -1,5 +1,6 @@
-//! Where calls' file work runs (creating, fsyncing and renaming messages,
-//! reading greetings): threads of its own, fed through a channel.
+//! Where blocking store work runs (calls creating, fsyncing and renaming
+//! messages and reading greetings; the HTTP API; email notifications):
+//! threads of its own, fed through a channel.
 //!
 //! Why not tokio's `spawn_blocking`: handing it a job takes a mutex that
 //! its pool threads (default priority) also take, and it starts a new
@@ -12,9 +13,9 @@
 //! are started by the pool's own threads, which keep one idle thread ready
 //! for the next job, never by the runtime.
 //!
-//! Argon2 work does not belong here (a PIN check waits tens of milliseconds
-//! for its own threads, see `store::argon2_pool`); PIN checks keep using
-//! `spawn_blocking`.
+//! PIN checks get a pool of their own ([`run_pin_check`]): each waits tens
+//! of milliseconds for the Argon2 threads (`store::argon2_pool`), and a
+//! burst of logins must not occupy the threads deposits save messages on.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,12 +25,29 @@ use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads kept even when idle.
-const MIN_THREADS: usize = 8;
-/// The most threads (tokio's blocking pool allows 512; a message's fsyncs
-/// are what they wait for, and more of them do not make the disk faster).
-const MAX_THREADS: usize = 128;
-/// A thread beyond [`MIN_THREADS`] leaves after this long without work.
+/// The file I/O pool's size: threads kept when idle, and the most (tokio's
+/// blocking pool allows 512; a message's fsyncs are what they wait for,
+/// and more of them do not make the disk faster).
+const FILES: Limits = Limits {
+    name: "file-io",
+    min: 8,
+    max: 128,
+};
+
+/// PIN checks: Argon2 runs one per core, so more threads only queue there.
+const PIN_CHECKS: Limits = Limits {
+    name: "pin-check",
+    min: 2,
+    max: 16,
+};
+
+struct Limits {
+    name: &'static str,
+    min: usize,
+    max: usize,
+}
+
+/// A thread beyond its pool's minimum leaves after this long without work.
 const IDLE_EXIT: Duration = if cfg!(test) {
     Duration::from_millis(300)
 } else {
@@ -45,6 +63,7 @@ pub enum IoPoolError {
 }
 
 struct Pool {
+    limits: &'static Limits,
     jobs: Sender<Job>,
     receiver: Mutex<Receiver<Job>>,
     threads: AtomicUsize,
@@ -56,66 +75,96 @@ struct Pool {
 pub async fn run<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, IoPoolError> {
+    run_on(files(), f).await
+}
+
+/// Runs a PIN check (which waits for Argon2) on a thread of its own pool.
+pub async fn run_pin_check<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, IoPoolError> {
+    run_on(pin_checks(), f).await
+}
+
+/// Queues `f` on a file I/O thread without waiting for it.
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), IoPoolError> {
+    spawn_on(files(), f)
+}
+
+async fn run_on<T: Send + 'static>(
+    pool: Option<&'static Pool>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, IoPoolError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    spawn(move || {
+    spawn_on(pool, move || {
         let _ = tx.send(f());
     })?;
     // A panicking job drops its sender.
     rx.await.map_err(|_| IoPoolError::Panicked)
 }
 
-/// Queues `f` on a file I/O thread without waiting for it.
-pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), IoPoolError> {
-    let pool = pool().ok_or(IoPoolError::Unavailable)?;
+fn spawn_on(
+    pool: Option<&'static Pool>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), IoPoolError> {
+    let pool = pool.ok_or(IoPoolError::Unavailable)?;
     pool.jobs
         .send(Box::new(f))
         .map_err(|_| IoPoolError::Unavailable)
 }
 
-fn pool() -> Option<&'static Pool> {
+fn files() -> Option<&'static Pool> {
     static POOL: OnceLock<Option<&'static Pool>> = OnceLock::new();
-    *POOL.get_or_init(|| {
+    *POOL.get_or_init(|| Pool::start(&FILES))
+}
+
+fn pin_checks() -> Option<&'static Pool> {
+    static POOL: OnceLock<Option<&'static Pool>> = OnceLock::new();
+    *POOL.get_or_init(|| Pool::start(&PIN_CHECKS))
+}
+
+impl Pool {
+    fn start(limits: &'static Limits) -> Option<&'static Pool> {
         let (jobs, receiver) = mpsc::channel();
         let pool: &'static Pool = Box::leak(Box::new(Pool {
+            limits,
             jobs,
             receiver: Mutex::new(receiver),
             threads: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
         }));
-        for _ in 0..MIN_THREADS {
+        for _ in 0..limits.min {
             pool.grow();
         }
         (pool.threads.load(Ordering::Acquire) > 0).then_some(pool)
-    })
-}
+    }
 
-impl Pool {
-    /// One more thread, unless at [`MAX_THREADS`].
+    /// One more thread, unless at the pool's maximum.
     fn grow(&'static self) {
+        let max = self.limits.max;
         let reserved = self
             .threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_THREADS).then_some(n + 1)
+                (n < max).then_some(n + 1)
             })
             .is_ok();
         if !reserved {
             return;
         }
         let spawned = std::thread::Builder::new()
-            .name("file-io".into())
+            .name(self.limits.name.into())
             .spawn(move || self.work());
         if let Err(e) = spawned {
             self.threads.fetch_sub(1, Ordering::AcqRel);
-            tracing::error!(error = %e, "starting a file I/O thread");
+            tracing::error!(error = %e, pool = self.limits.name, "starting a thread");
         }
     }
 
-    /// Whether this idle thread may leave (the pool stays at least
-    /// [`MIN_THREADS`]).
+    /// Whether this idle thread may leave (the pool keeps its minimum).
     fn shrink(&self) -> bool {
+        let min = self.limits.min;
         self.threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n > MIN_THREADS).then_some(n - 1)
+                (n > min).then_some(n - 1)
             })
             .is_ok()
     }
@@ -170,11 +219,27 @@ mod tests {
         assert_eq!(run(|| "still here").await.unwrap(), "still here");
     }
 
+    #[tokio::test]
+    async fn pin_checks_run_on_their_own_threads() {
+        let name = run_pin_check(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("pin-check"));
+        let name = run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("file-io"));
+        assert!(matches!(
+            run_pin_check(|| -> u8 { panic!("a PIN bug") }).await,
+            Err(IoPoolError::Panicked)
+        ));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn grows_while_its_threads_are_blocked_and_shrinks_when_idle() {
         // Twice the minimum, all blocked at once: only possible if the pool
         // started more threads while its first ones were busy.
-        let n = MIN_THREADS * 2;
+        let n = FILES.min * 2;
         let barrier = Arc::new(Barrier::new(n));
         let jobs: Vec<_> = (0..n)
             .map(|i| {
@@ -194,9 +259,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(sum, (0..n).sum::<usize>());
-        let pool = pool().unwrap();
+        let pool = files().unwrap();
         assert!(pool.threads.load(Ordering::Acquire) >= n);
-        assert!(pool.threads.load(Ordering::Acquire) <= MAX_THREADS);
+        assert!(pool.threads.load(Ordering::Acquire) <= FILES.max);
         // Idle threads beyond the minimum leave (other tests may hold a few).
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while pool.threads.load(Ordering::Acquire) >= n && std::time::Instant::now() < deadline {

@@ -190,7 +190,7 @@ pub async fn login(
         .and_then(|id| state.mailboxes.get(id.as_str()).map(|m| (id, m.pin)));
     let security = state.security.clone();
     let pin = req.pin;
-    let checked = tokio::task::spawn_blocking(move || match configured {
+    let checked = crate::io_pool::run_pin_check(move || match configured {
         Some((id, config_pin)) => security
             .check_pin(&id, &config_pin, &pin, jiff::Timestamp::now())
             .map(Some),

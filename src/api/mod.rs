@@ -259,13 +259,15 @@ pub(crate) fn query_rejection(r: QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_request", r.body_text())
 }
 
-/// Runs blocking store work on the blocking pool.
+/// Runs blocking store work on the file I/O threads (see
+/// [`crate::io_pool`] for why not `spawn_blocking`: the API shares the
+/// runtime's workers with signalling).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    crate::io_pool::run(f)
         .await
         .map_err(|e| ApiError::internal("a storage task failed", e))?
 }

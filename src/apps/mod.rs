@@ -180,12 +180,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Runs work that hashes a PIN: it waits tens of milliseconds for the
-/// Argon2 threads, so it takes a thread of tokio's elastic blocking pool
-/// rather than one of the file I/O threads that deposits wait for.
+/// Argon2 threads, so it takes a thread of the PIN-check pool rather than
+/// one of the file I/O threads that deposits wait for.
 pub(crate) async fn pin_work<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
+    crate::io_pool::run_pin_check(f)
         .await
         .unwrap_or_else(|e| Err(blocking_failed(e)))
 }

@@ -209,7 +209,7 @@ impl Notifier {
         let store = self.store.clone();
         let meta = meta.clone();
         let format = mailbox.attach_format;
-        tokio::task::spawn_blocking(move || {
+        crate::io_pool::run(move || {
             let mailbox = MailboxId::try_from(meta.mailbox.as_str()).map_err(|e| e.to_string())?;
             let id = MessageId::try_from(meta.id.as_str()).map_err(|e| e.to_string())?;
             let (folder, _) =
@@ -223,25 +223,24 @@ impl Notifier {
     async fn delete_after_email(&self, meta: &MessageMeta) {
         let store = self.store.clone();
         let m = meta.clone();
-        let deleted =
-            tokio::task::spawn_blocking(move || -> Result<Option<MessageMeta>, String> {
-                let mailbox = MailboxId::try_from(m.mailbox.as_str()).map_err(|e| e.to_string())?;
-                let id = MessageId::try_from(m.id.as_str()).map_err(|e| e.to_string())?;
-                // It may have been moved (heard) meanwhile: delete it wherever.
-                let Some((folder, _)) = find_audio(&store, &mailbox, m.folder, &id) else {
-                    return Ok(None);
-                };
-                let current = store
-                    .list_messages(&mailbox, folder)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .find(|x| x.id == m.id);
-                store
-                    .delete_message(&mailbox, folder, &id)
-                    .map_err(|e| e.to_string())?;
-                Ok(Some(current.unwrap_or(m)))
-            })
-            .await;
+        let deleted = crate::io_pool::run(move || -> Result<Option<MessageMeta>, String> {
+            let mailbox = MailboxId::try_from(m.mailbox.as_str()).map_err(|e| e.to_string())?;
+            let id = MessageId::try_from(m.id.as_str()).map_err(|e| e.to_string())?;
+            // It may have been moved (heard) meanwhile: delete it wherever.
+            let Some((folder, _)) = find_audio(&store, &mailbox, m.folder, &id) else {
+                return Ok(None);
+            };
+            let current = store
+                .list_messages(&mailbox, folder)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|x| x.id == m.id);
+            store
+                .delete_message(&mailbox, folder, &id)
+                .map_err(|e| e.to_string())?;
+            Ok(Some(current.unwrap_or(m)))
+        })
+        .await;
         match deleted {
             Ok(Ok(Some(gone))) => {
                 tracing::info!(mailbox = %gone.mailbox, id = %gone.id, "deleted after email");

@@ -164,19 +164,21 @@ fn bench_session(c: &mut Criterion) {
         })
     });
 
-    // The same tick while a stored message streams from its feed (pieces
-    // of a quarter second). Refilling the feed is the reader thread's work
-    // in the server; here it is done inline, so its copy is counted too.
+    // The same tick while a stored message streams from its feed (a ring
+    // of 1.5 s). Refilling it is the reader thread's work in the server;
+    // here it is done inline, a quarter second at a time, so its copy is
+    // counted too.
     g.bench_function("rtp_send_feed_tick", |b| {
         let mut session = RtpSession::new(Some(params()));
         let mut events = Vec::new();
-        let piece = speech[..2000].to_vec();
-        let (pieces, feed) = AudioFeed::channel(piece.clone(), 6);
+        let piece = &speech[..2000];
+        let (mut writer, feed) = AudioFeed::channel(12_000);
+        writer.write(piece);
         session.play(1, vec![PlayItem::Feed(feed)], "#".into(), &mut events);
         b.iter(|| {
             let sent = black_box(session.on_tick(&mut events)).map(|(_, p)| p.len());
-            if pieces.capacity() > 0 {
-                let _ = pieces.try_send(piece.clone());
+            if writer.room() >= piece.len() {
+                writer.write(piece);
             }
             sent
         })

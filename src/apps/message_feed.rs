@@ -1,12 +1,12 @@
 //! Playing a stored message from its file while the caller listens, so a
-//! listener costs a few pieces of audio rather than the whole message
+//! listener costs a small ring of samples rather than the whole message
 //! (a minute is 960 KB as samples, ten minutes 9.6 MB).
 //!
 //! One reader thread keeps every playing message's feed topped up: every
-//! [`ROUND`] it reads a piece for each feed that has room, and drops feeds
-//! whose listener moved on. Polling, rather than a task woken per piece,
-//! means the media threads never wake anyone when they take a piece (a
-//! profile of 500 listeners with a task per feed showed a fifth of
+//! [`ROUND`] it reads into each feed that has room for a piece, and drops
+//! feeds whose listener moved on. Polling, rather than a task woken per
+//! piece, means the media threads never wake anyone when they take samples
+//! (a profile of 500 listeners with a task per feed showed a fifth of
 //! voxmail's CPU in those wake-ups), and the reader's own clock serves all
 //! listeners at once, as the media engine's does.
 
@@ -15,13 +15,14 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::blocking;
-use crate::media::feed::{AudioFeed, FeedSender};
+use crate::media::feed::{AudioFeed, FeedWriter};
 use crate::store::{Folder, MailboxId, MessageAudio, MessageId, Store, StoreError};
 
-/// Samples per piece: a quarter second, 4 KiB.
+/// The least the reader reads at once: a quarter second.
 const PIECE: usize = 2000;
-/// Pieces read ahead of the one playing: 1.5 s of slack for a slow disk.
-const AHEAD: usize = 6;
+/// Samples held ahead of the one playing: 1.5 s of slack for a slow disk,
+/// 24 KiB per listener.
+const AHEAD: usize = 12_000;
 /// How often the reader tops the feeds up.
 const ROUND: Duration = Duration::from_millis(100);
 
@@ -43,31 +44,38 @@ pub(crate) async fn message_feed(
     if first.is_empty() {
         return Ok(None);
     }
-    let (pieces, feed) = AudioFeed::channel(first, AHEAD);
+    let (mut writer, feed) = AudioFeed::channel(AHEAD);
+    writer.write(&first);
     reader()
-        .send(Reading { audio, pieces })
+        .send(Reading { audio, writer })
         .map_err(|_| reader_gone())?;
     Ok(Some(feed))
 }
 
-/// A message being played: where its next pieces come from and go.
+/// A message being played: where its next samples come from and go.
 struct Reading {
     audio: MessageAudio,
-    pieces: FeedSender,
+    writer: FeedWriter,
 }
 
 impl Reading {
-    /// Reads pieces while the feed has room; false once it is finished
-    /// (the message ended or failed, or nobody listens any more).
-    fn top_up(&mut self) -> bool {
-        while self.pieces.capacity() > 0 {
-            let mut piece = Vec::with_capacity(PIECE);
-            match self.audio.read(PIECE, &mut piece) {
+    /// Reads while the feed has room for a piece; false once it is
+    /// finished (the message ended or failed, or nobody listens any more).
+    /// `scratch` is the reader's one buffer, reused for every feed.
+    fn top_up(&mut self, scratch: &mut Vec<i16>) -> bool {
+        loop {
+            if self.writer.is_abandoned() {
+                return false;
+            }
+            let room = self.writer.room();
+            if room < PIECE {
+                return true;
+            }
+            scratch.clear();
+            match self.audio.read(room, scratch) {
                 Ok(0) => return false,
                 Ok(_) => {
-                    if self.pieces.try_send(piece).is_err() {
-                        return false;
-                    }
+                    self.writer.write(scratch);
                 }
                 Err(e) => {
                     // What was read is played; the message ends early.
@@ -76,7 +84,6 @@ impl Reading {
                 }
             }
         }
-        !self.pieces.is_closed()
     }
 }
 
@@ -100,11 +107,12 @@ fn reader() -> &'static Sender<Reading> {
 
 fn read_messages(new: Receiver<Reading>) {
     let mut playing: Vec<Reading> = Vec::new();
+    let mut scratch = Vec::with_capacity(AHEAD);
     let mut next_round = Instant::now() + ROUND;
     loop {
         match new.recv_timeout(next_round.saturating_duration_since(Instant::now())) {
             Ok(mut reading) => {
-                if reading.top_up() {
+                if reading.top_up(&mut scratch) {
                     playing.push(reading);
                 }
             }
@@ -114,7 +122,7 @@ fn read_messages(new: Receiver<Reading>) {
         // Checked after each new message too, so a steady stream of them
         // cannot hold the round back.
         if Instant::now() >= next_round {
-            playing.retain_mut(Reading::top_up);
+            playing.retain_mut(|r| r.top_up(&mut scratch));
             next_round = Instant::now() + ROUND;
         }
     }
@@ -176,12 +184,12 @@ mod tests {
             .unwrap()
             .unwrap();
         // Let the reader fill the feed, then take everything ready without
-        // waiting: the first piece and the ones read ahead, no more.
+        // waiting: what the ring holds, no more.
         tokio::time::sleep(ROUND * 3).await;
         let mut ready = Vec::new();
         let fill = feed.fill(&mut ready, body.len());
         assert_eq!(fill, Fill::Starved);
-        assert_eq!(ready.len(), PIECE * (1 + AHEAD));
+        assert_eq!(ready.len(), AHEAD);
         drop(feed);
     }
 

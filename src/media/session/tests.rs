@@ -203,7 +203,8 @@ fn a_streamed_feed_plays_after_clips_and_a_late_piece_is_silence() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
     let intro: Pcm = Arc::from(vec![1000i16; 240]); // 1.5 frames
-    let (pieces, feed) = AudioFeed::channel(vec![-2000; 160], 2);
+    let (mut writer, feed) = AudioFeed::channel(1000);
+    writer.write(&[-2000; 160]);
     s.play(
         3,
         vec![intro.into(), PlayItem::Feed(feed)],
@@ -216,7 +217,7 @@ fn a_streamed_feed_plays_after_clips_and_a_late_piece_is_silence() {
     let (_, pkt) = s.on_tick(&mut ev).unwrap();
     let f = sent_samples(pkt);
     assert!(f[..80].iter().all(|&x| x > 900) && f[80..].iter().all(|&x| x < -1800));
-    // Frame 3: 80 samples left of the piece, nothing more ready: the rest
+    // Frame 3: 80 samples left, nothing more ready: the rest
     // of the frame is silence, the playback goes on.
     let (_, pkt) = s.on_tick(&mut ev).unwrap();
     let f = sent_samples(pkt);
@@ -225,9 +226,9 @@ fn a_streamed_feed_plays_after_clips_and_a_late_piece_is_silence() {
     assert!(sent_samples(pkt).iter().all(|&x| x.abs() < 10));
     assert_eq!(s.stats().underruns, 2);
     assert!(s.is_playing() && ev.is_empty(), "{ev:?}");
-    // The next piece arrives, then the feed ends: PlayDone after it.
-    pieces.try_send(vec![3000; 160]).unwrap();
-    drop(pieces);
+    // More arrives, then the feed ends: PlayDone after it.
+    writer.write(&[3000; 160]);
+    drop(writer);
     let (_, pkt) = s.on_tick(&mut ev).unwrap();
     let h = rtp::parse(pkt).unwrap().header;
     assert!(h.marker, "sound after silence starts a talkspurt");
@@ -247,12 +248,13 @@ fn a_streamed_feed_plays_after_clips_and_a_late_piece_is_silence() {
 fn barge_in_drops_a_feed_and_its_reader_sees_it() {
     let mut s = RtpSession::new(Some(params()));
     let mut ev = Vec::new();
-    let (pieces, feed) = AudioFeed::channel(vec![500; 8000], 2);
+    let (mut writer, feed) = AudioFeed::channel(8000);
+    writer.write(&[500; 8000]);
     s.play(4, vec![PlayItem::Feed(feed)], "5".into(), &mut ev);
     s.on_tick(&mut ev);
-    assert!(!pieces.is_closed());
+    assert!(!writer.is_abandoned());
     s.on_digit('5', DtmfSource::Rfc4733, &mut ev);
-    assert!(pieces.is_closed(), "the file reader stops");
+    assert!(writer.is_abandoned(), "the file reader stops");
     assert!(matches!(
         ev[..],
         [SessionEvent::PlayDone {

@@ -30,6 +30,7 @@ pub struct Metrics {
     rtp_out: AtomicU64,
     rtp_lost: AtomicU64,
     media_late_ticks: AtomicU64,
+    playback_underruns: AtomicU64,
     calls: Mutex<BTreeMap<String, u64>>,
     sip_responses: Mutex<BTreeMap<u16, u64>>,
     dtmf: Mutex<BTreeMap<String, u64>>,
@@ -56,6 +57,7 @@ impl Metrics {
             rtp_out: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
             media_late_ticks: AtomicU64::new(0),
+            playback_underruns: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
             sip_responses: Mutex::new(BTreeMap::new()),
             // Every source from the start, so a scraper sees zeros rather
@@ -112,6 +114,12 @@ impl Metrics {
     /// overloaded or descheduled): the first sign of media overload.
     pub fn set_media_late_ticks(&self, total: u64) {
         self.media_late_ticks.store(total, Ordering::Relaxed);
+    }
+
+    /// The media workers' count of 20 ms frames of streamed messages
+    /// (retrieval playback) that were not read from disk in time.
+    pub fn set_playback_underruns(&self, total: u64) {
+        self.playback_underruns.store(total, Ordering::Relaxed);
     }
 
     /// A SIP response we sent, by status code.
@@ -193,6 +201,12 @@ impl Metrics {
             &plain(self.media_late_ticks.load(Ordering::Relaxed).to_string()),
         );
         counter(
+            "voxmail_playback_underruns_total",
+            "20 ms frames of messages played from their files that were not read in time (sent as silence).",
+            "counter",
+            &plain(self.playback_underruns.load(Ordering::Relaxed).to_string()),
+        );
+        counter(
             "voxmail_sip_responses_total",
             "SIP responses sent by status code.",
             "counter",
@@ -258,6 +272,7 @@ mod tests {
         m.rtp_packets(RtpDirection::In, 50);
         m.rtp_packets(RtpDirection::Out, 49);
         m.rtp_lost(1);
+        m.set_playback_underruns(4);
         m.sip_response(200);
         m.sip_response(200);
         m.sip_response(486);
@@ -274,6 +289,7 @@ mod tests {
             "voxmail_rtp_packets_total{direction=\"in\"} 50",
             "voxmail_rtp_packets_total{direction=\"out\"} 49",
             "voxmail_rtp_packets_lost_total 1",
+            "voxmail_playback_underruns_total 4",
             "voxmail_sip_responses_total{code=\"200\"} 2",
             "voxmail_sip_responses_total{code=\"486\"} 1",
             "voxmail_dtmf_total{source=\"rfc4733\"} 3",

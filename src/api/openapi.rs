@@ -291,7 +291,7 @@ pub fn document() -> Value {
                     "status": {"const": "ok"}, "version": {"type": "string"}, "uptime_seconds": {"type": "integer"}}}}}}}
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics: voxmail_messages_recorded_total, voxmail_active_calls, voxmail_calls_total{outcome}, voxmail_rtp_packets_total{direction}, voxmail_rtp_packets_lost_total, voxmail_sip_responses_total{code}, voxmail_dtmf_total{source: rfc4733, sip_info, inband}, voxmail_uptime_seconds.",
+                "summary": "Prometheus metrics: voxmail_messages_recorded_total, voxmail_active_calls, voxmail_calls_total{outcome}, voxmail_rtp_packets_total{direction}, voxmail_rtp_packets_lost_total, voxmail_media_late_ticks_total, voxmail_playback_underruns_total, voxmail_sip_responses_total{code}, voxmail_dtmf_total{source: rfc4733, sip_info, inband}, voxmail_uptime_seconds.",
                 "security": [],
                 "responses": {"200": {"description": "Text exposition format 0.0.4.", "content": {"text/plain": {}}}}
             }}

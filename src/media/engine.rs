@@ -92,6 +92,8 @@ pub struct EngineStats {
     pub packets_out: AtomicU64,
     pub lost: AtomicU64,
     pub late_ticks: AtomicU64,
+    /// Frames of streamed messages not read in time (sent as silence).
+    pub underruns: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -489,6 +491,9 @@ impl Worker {
         self.stats
             .lost
             .fetch_add(now.lost - before.lost, Ordering::Relaxed);
+        self.stats
+            .underruns
+            .fetch_add(now.underruns - before.underruns, Ordering::Relaxed);
     }
 
     /// Take everything queued on the slot's socket, a batch per call.

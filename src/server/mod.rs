@@ -257,6 +257,7 @@ fn spawn_rtp_metrics(engine: MediaEngine, metrics: Arc<Metrics>) {
             metrics.rtp_packets(api::RtpDirection::Out, pout.saturating_sub(seen_out));
             metrics.rtp_lost(lost.saturating_sub(seen_lost));
             metrics.set_media_late_ticks(stats.late_ticks.load(Relaxed));
+            metrics.set_playback_underruns(stats.underruns.load(Relaxed));
             (seen_in, seen_out, seen_lost) = (pin, pout, lost);
         }
     });

@@ -139,31 +139,13 @@ fn reader_gone() -> StoreError {
 mod tests {
     use super::*;
     use crate::media::feed::Fill;
-    use crate::store::NewMessage;
-
-    fn deposit(store: &Store, samples: &[i16]) -> MessageId {
-        let mut w = store
-            .begin_message(NewMessage {
-                mailbox: MailboxId::try_from("1001").unwrap(),
-                caller_number: "+3225550100".into(),
-                caller_name: None,
-                called_number: "1001".into(),
-                call_id: "c1".into(),
-                codec: "PCMU".into(),
-                started_at: "2026-03-02T09:05:00Z".parse().unwrap(),
-            })
-            .unwrap();
-        w.write(samples).unwrap();
-        let meta = w.finish(0).unwrap().unwrap();
-        MessageId::try_from(meta.id.as_str()).unwrap()
-    }
 
     #[tokio::test]
     async fn a_message_arrives_whole_and_in_order() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
         let body: Vec<i16> = (0..8000 * 7 + 99).map(|i| (i % 3000) as i16).collect();
-        let id = deposit(&store, &body);
+        let id = store.deposit_for_test("1001", &body);
         let mb = MailboxId::try_from("1001").unwrap();
         let feed = message_feed(store, mb, Folder::Inbox, id)
             .await
@@ -177,7 +159,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
         let body = vec![5i16; 8000 * 60];
-        let id = deposit(&store, &body);
+        let id = store.deposit_for_test("1001", &body);
         let mb = MailboxId::try_from("1001").unwrap();
         let mut feed = message_feed(store, mb, Folder::Inbox, id)
             .await
@@ -197,7 +179,7 @@ mod tests {
     async fn an_empty_or_missing_message_is_told_apart() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
-        let id = deposit(&store, &[1; 100]);
+        let id = store.deposit_for_test("1001", &[1; 100]);
         let mb = MailboxId::try_from("1001").unwrap();
         assert!(matches!(
             message_feed(store.clone(), mb.clone(), Folder::Old, id.clone()).await,

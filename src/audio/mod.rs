@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
@@ -71,8 +71,8 @@ pub enum AudioError {
     },
 }
 
-/// Decodes a WAV or MP3 file into 8 kHz mono 16-bit samples.
-pub fn load_audio(path: &Path) -> Result<Vec<i16>, AudioError> {
+/// Opens `path`, with its extension as the decoder's hint.
+fn open_file(path: &Path) -> Result<(File, Hint), AudioError> {
     let file = File::open(path).map_err(|source| AudioError::Io {
         path: path.to_path_buf(),
         source,
@@ -81,6 +81,12 @@ pub fn load_audio(path: &Path) -> Result<Vec<i16>, AudioError> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
+    Ok((file, hint))
+}
+
+/// Decodes a WAV or MP3 file into 8 kHz mono 16-bit samples.
+pub fn load_audio(path: &Path) -> Result<Vec<i16>, AudioError> {
+    let (file, hint) = open_file(path)?;
     let max = u32::try_from(MAX_SECONDS).unwrap_or(u32::MAX);
     let with_path = |f: Failure| match f {
         Failure::Decode(message) => AudioError::Decode {
@@ -140,19 +146,19 @@ enum Failure {
     TooLong,
 }
 
-/// The whole stream, channels averaged, at its own rate. `name` is only
-/// for log lines.
-fn decode_mono(
-    source: Box<dyn MediaSource>,
-    hint: Hint,
-    max_seconds: u32,
-    name: &Path,
-) -> Result<(Vec<f32>, u32), Failure> {
+/// A probed source: its container, the first audio track's decoder.
+struct Opened {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    declared_rate: Option<u32>,
+}
+
+fn open(mss: MediaSourceStream<'static>, hint: &Hint) -> Result<Opened, Failure> {
     let decode_err = |e: SymError| Failure::Decode(e.to_string());
-    let mss = MediaSourceStream::new(source, Default::default());
-    let mut format = symphonia::default::get_probe()
+    let format = symphonia::default::get_probe()
         .probe(
-            &hint,
+            hint,
             mss,
             FormatOptions::default(),
             MetadataOptions::default(),
@@ -167,10 +173,33 @@ fn decode_mono(
         .as_ref()
         .and_then(|p| p.audio())
         .ok_or(Failure::NoAudio)?;
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(decode_err)?;
     let declared_rate = params.sample_rate;
+    Ok(Opened {
+        format,
+        decoder,
+        track_id,
+        declared_rate,
+    })
+}
+
+/// The whole stream, channels averaged, at its own rate. `name` is only
+/// for log lines.
+fn decode_mono(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    max_seconds: u32,
+    name: &Path,
+) -> Result<(Vec<f32>, u32), Failure> {
+    let decode_err = |e: SymError| Failure::Decode(e.to_string());
+    let Opened {
+        mut format,
+        mut decoder,
+        track_id,
+        declared_rate,
+    } = open(MediaSourceStream::new(source, Default::default()), &hint)?;
 
     let mut mono: Vec<f32> = Vec::new();
     let mut rate: Option<u32> = None;

@@ -6,18 +6,15 @@
 //! whole-clip resampler in [`super::load_audio`] (see [`DecodeStream::rate`]).
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::AudioDecoder;
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::FormatReader;
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
 
-use super::{AudioError, TARGET_RATE, to_i16};
+use super::{AudioError, Failure, Opened, TARGET_RATE, open, open_file, to_i16};
 
 /// The smallest read buffer symphonia accepts (its blocks are up to 32 KiB
 /// and the ring must be larger, a power of two); its default is the same.
@@ -38,48 +35,28 @@ pub struct DecodeStream {
 
 impl DecodeStream {
     pub fn open(path: &Path) -> Result<DecodeStream, AudioError> {
-        let file = File::open(path).map_err(|source| AudioError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let decode_err = |e: SymError| AudioError::Decode {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
+        let (file, hint) = open_file(path)?;
         let mss = MediaSourceStream::new(
             Box::new(file),
             MediaSourceStreamOptions {
                 buffer_len: READ_BUFFER,
             },
         );
-        let format = symphonia::default::get_probe()
-            .probe(
-                &hint,
-                mss,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-            .map_err(decode_err)?;
-        let no_audio = || AudioError::NoAudio {
-            path: path.to_path_buf(),
-        };
-        let track = format
-            .default_track(TrackType::Audio)
-            .ok_or_else(no_audio)?;
-        let track_id = track.id;
-        let params = track
-            .codec_params
-            .as_ref()
-            .and_then(|p| p.audio())
-            .ok_or_else(no_audio)?;
-        let rate = params.sample_rate;
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(decode_err)?;
+        let Opened {
+            format,
+            decoder,
+            track_id,
+            declared_rate: rate,
+        } = open(mss, &hint).map_err(|f| match f {
+            Failure::Decode(message) => AudioError::Decode {
+                path: path.to_path_buf(),
+                message,
+            },
+            // (Only decoding to the end can find a file too long.)
+            Failure::NoAudio | Failure::TooLong => AudioError::NoAudio {
+                path: path.to_path_buf(),
+            },
+        })?;
         Ok(DecodeStream {
             path: path.to_path_buf(),
             format,

@@ -1,7 +1,6 @@
 //! Messages kept as WAV, MP3 or both: delivery, moves, copies, recovery
 //! and transcoded downloads (with the `mp3` feature).
 
-use super::super::NewMessage;
 use super::*;
 
 fn mb(s: &str) -> MailboxId {
@@ -27,17 +26,7 @@ fn tone(n: usize) -> Vec<i16> {
 }
 
 fn begin(store: &Store, mailbox: &str) -> super::super::MessageWriter {
-    store
-        .begin_message(NewMessage {
-            mailbox: mb(mailbox),
-            caller_number: "+3225550100".into(),
-            caller_name: None,
-            called_number: mailbox.into(),
-            call_id: "c1".into(),
-            codec: "PCMU".into(),
-            started_at: "2026-03-02T09:05:00Z".parse().unwrap(),
-        })
-        .unwrap()
+    store.begin_for_test(mailbox)
 }
 
 fn deposit(

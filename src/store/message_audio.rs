@@ -140,7 +140,6 @@ impl MessageAudio {
 mod tests {
     use super::*;
     use crate::audio::StorageFormat;
-    use crate::store::NewMessage;
     use std::sync::Arc;
 
     fn mb(s: &str) -> MailboxId {
@@ -156,23 +155,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
         store.set_storage_formats(Arc::new(move |_: &MailboxId| format));
-        let mut w = store
-            .begin_message(NewMessage {
-                mailbox: mb("1001"),
-                caller_number: "+3225550100".into(),
-                caller_name: None,
-                called_number: "1001".into(),
-                call_id: "c1".into(),
-                codec: "PCMU".into(),
-                started_at: "2026-03-02T09:05:00Z".parse().unwrap(),
-            })
-            .unwrap();
         let tone: Vec<i16> = (0..len)
             .map(|i| (9000.0 * (i as f64 * 0.2).sin()) as i16)
             .collect();
-        w.write(&tone).unwrap();
-        let meta = w.finish(0).unwrap().unwrap();
-        (d, store, MessageId::try_from(meta.id.as_str()).unwrap())
+        let id = store.deposit_for_test("1001", &tone);
+        (d, store, id)
     }
 
     fn read_all(mut audio: MessageAudio, piece: usize) -> Vec<i16> {

@@ -164,6 +164,33 @@ pub struct NewMessage {
     pub started_at: jiff::Timestamp,
 }
 
+/// Tests elsewhere in the crate that need a stored message.
+#[cfg(test)]
+impl Store {
+    /// Records `samples` into `mailbox`'s inbox as a call from +3225550100
+    /// would; returns the message's id.
+    pub(crate) fn deposit_for_test(&self, mailbox: &str, samples: &[i16]) -> MessageId {
+        let mut w = self.begin_for_test(mailbox);
+        w.write(samples).unwrap();
+        let meta = w.finish(0).unwrap().unwrap();
+        MessageId::try_from(meta.id.as_str()).unwrap()
+    }
+
+    /// A recording into `mailbox` from +3225550100, begun.
+    pub(crate) fn begin_for_test(&self, mailbox: &str) -> MessageWriter {
+        self.begin_message(NewMessage {
+            mailbox: MailboxId::try_from(mailbox).unwrap(),
+            caller_number: "+3225550100".into(),
+            caller_name: None,
+            called_number: mailbox.into(),
+            call_id: "c1".into(),
+            codec: "PCMU".into(),
+            started_at: "2026-03-02T09:05:00Z".parse().unwrap(),
+        })
+        .unwrap()
+    }
+}
+
 /// The JSON metadata record beside each WAV.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageMeta {

@@ -133,12 +133,21 @@ fn main() -> ExitCode {
                 config.rtp.port_min = a;
                 config.rtp.port_max = b;
             }
+            // Lines go through a bounded queue to a writer thread (started
+            // here, before the runtime, so at the default priority); when
+            // the queue is full a line is dropped rather than the caller
+            // blocked. The guard flushes what is queued at exit.
+            let (log_writer, _flush_logs_at_exit) =
+                tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .lossy(true)
+                    .thread_name("log-writer")
+                    .finish(std::io::stderr());
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
-                .with_writer(std::io::stderr)
+                .with_writer(log_writer)
                 .init();
             let runtime = match voxmail::server::runtime(config.rtp.realtime_priority > 0) {
                 Ok(r) => r,

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use super::blocking;
+use super::{blocking, blocking_failed};
 use crate::media::feed::{AudioFeed, FeedWriter};
 use crate::store::{Folder, MailboxId, MessageAudio, MessageId, Store, StoreError};
 
@@ -48,7 +48,7 @@ pub(crate) async fn message_feed(
     writer.write(&first);
     reader()
         .send(Reading { audio, writer })
-        .map_err(|_| reader_gone())?;
+        .map_err(|_| blocking_failed("the message reader thread is not running"))?;
     Ok(Some(feed))
 }
 
@@ -125,13 +125,6 @@ fn read_messages(new: Receiver<Reading>) {
             playing.retain_mut(|r| r.top_up(&mut scratch));
             next_round = Instant::now() + ROUND;
         }
-    }
-}
-
-fn reader_gone() -> StoreError {
-    StoreError::Io {
-        path: Default::default(),
-        source: std::io::Error::other("the message reader thread is not running"),
     }
 }
 

@@ -360,6 +360,35 @@ impl RtpSession {
         self.on_tick_after(true, events)
     }
 
+    /// `ticks` 20 ms steps at once (at least one), for a session that only
+    /// records: the engine wakes such a session on its read cycle instead of
+    /// every tick, as it sends nothing but a keep-alive a second. The steps
+    /// before the last send nothing and only let time pass (stream clock,
+    /// silence, keep-alive count); the last is an ordinary
+    /// [`on_tick_after`](Self::on_tick_after). Not for a session that is
+    /// playing: its skipped steps would lose their audio's timing.
+    pub fn on_ticks_after(
+        &mut self,
+        ticks: u64,
+        received: bool,
+        events: &mut Vec<SessionEvent>,
+    ) -> Option<(SocketAddr, &[u8])> {
+        let skipped = ticks.saturating_sub(1);
+        if skipped > 0 {
+            self.ticks += skipped;
+            if let Some(rec) = self.recording.as_mut() {
+                rec.unjudged_ticks += skipped;
+            }
+            let skipped32 = u32::try_from(skipped).unwrap_or(u32::MAX);
+            self.quiet_ticks = self.quiet_ticks.saturating_add(skipped32);
+            // RTP timestamps wrap: the step count modulo 2^32 is exact.
+            self.sender
+                .skip_samples(skipped32.wrapping_mul(FRAME_SAMPLES as u32));
+            self.talking = false;
+        }
+        self.on_tick_after(received, events)
+    }
+
     /// One 20 ms step. `received` says whether the socket was read since
     /// the last tick: an engine that reads every few ticks judges silence
     /// over all the ticks since its last read, not tick by tick.

@@ -105,3 +105,78 @@ fn a_latched_source_is_the_only_one_heard_until_the_remote_moves() {
     assert_eq!(session.stats().packets_in, 20);
     session.close();
 }
+
+/// Packets `s` receives from `from` within `window`.
+fn count_heard(s: &UdpSocket, from: SocketAddr, window: Duration) -> usize {
+    let mut buf = [0u8; 512];
+    let until = Instant::now() + window;
+    let mut n = 0;
+    while Instant::now() < until {
+        if let Ok((_, src)) = s.recv_from(&mut buf)
+            && src == from
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn a_session_that_only_records_is_stepped_lazily_without_losing_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(dir.path()).unwrap();
+    let engine = MediaEngine::start(1, 0);
+    let (socket, lease) = PortPool::new(42000, 42999)
+        .bind(Ipv4Addr::LOCALHOST.into())
+        .unwrap();
+    let port = socket.local_addr().unwrap();
+    let a = phone();
+    a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let params = MediaParams {
+        codec: G711::Pcmu,
+        payload_type: 0,
+        telephone_event: None,
+        remote: Some(a.local_addr().unwrap()),
+        send: true,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut session = engine.open(socket, lease, Some(params), tx).unwrap();
+    // Not recording: silence every tick.
+    assert!(count_heard(&a, port, Duration::from_millis(500)) >= 15);
+    session.record(
+        store.begin_for_test("1001"),
+        crate::media::session::RecordOptions {
+            max_samples: 8000 * 60,
+            silence_timeout_samples: 0,
+            silence_threshold: 100,
+            stop_digits: "#".into(),
+        },
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    while a.recv_from(&mut [0u8; 512]).is_ok() {}
+    // Two and a half seconds of audio while recording: only keep-alives
+    // come back, about one a second.
+    let started = Instant::now();
+    let mut heard = 0;
+    for seq in 0..125u16 {
+        a.send_to(&rtp(seq, 0xA), port).unwrap();
+        heard += count_heard(&a, port, Duration::from_millis(20));
+    }
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        (1..=took.ceil() as usize + 1).contains(&heard),
+        "{heard} packets in {took:.1} s of recording"
+    );
+    // Stopping hands back every packet's audio, read at once.
+    session.stop_recording();
+    let writer = loop {
+        match rx.blocking_recv().expect("session events") {
+            crate::media::session::SessionEvent::RecordingStopped { writer, .. } => break writer,
+            _ => continue,
+        }
+    };
+    assert_eq!(writer.samples_written(), 125 * 160);
+    // Back to a packet every tick.
+    assert!(count_heard(&a, port, Duration::from_millis(500)) >= 15);
+    session.close();
+}

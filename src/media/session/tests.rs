@@ -668,3 +668,60 @@ fn reading_every_third_tick_judges_silence_over_the_interval() {
     let at = stopped_at.expect("silence timeout never fired");
     assert!((150..=153).contains(&at), "fired at tick {at}");
 }
+
+#[test]
+fn a_recording_stepped_ten_ticks_at_a_time_sends_and_times_as_tick_by_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let from: SocketAddr = "127.0.0.1:7004".parse().unwrap();
+    // The same recording (2 s of audio, then nothing until the silence
+    // timeout) stepped one tick at a time and ten at a time, as the engine
+    // does, read every tenth tick in both.
+    let run = |lump: u64| {
+        let (_store, w) = writer(dir.path());
+        let mut s = RtpSession::new(Some(params()));
+        let mut ev = Vec::new();
+        let first = rtp::parse(s.on_tick(&mut ev).unwrap().1).unwrap().header;
+        let opts = RecordOptions {
+            silence_timeout_samples: 8000 / 2,
+            ..options()
+        };
+        s.start_recording(w, opts, &mut ev);
+        let mut sent = Vec::new();
+        let (mut seq, mut read) = (0u16, false);
+        for tick in 1..=200u64 {
+            if tick % lump == 0 {
+                let received = std::mem::take(&mut read);
+                if let Some((_, p)) = s.on_ticks_after(lump, received, &mut ev) {
+                    let h = rtp::parse(p).unwrap().header;
+                    let ts = h.timestamp.wrapping_sub(first.timestamp) / 160;
+                    sent.push((tick, h.sequence.wrapping_sub(first.sequence), ts));
+                }
+            }
+            if tick % 10 == 0 {
+                read = true;
+                for _ in 0..(if tick <= 100 { 10 } else { 0 }) {
+                    let p = rtp(0, seq, seq as u32 * 160, false, &loud_frame());
+                    s.on_datagram(from, &p, Instant::now(), &mut ev);
+                    seq += 1;
+                }
+            }
+            if !s.is_recording() {
+                return (sent, tick);
+            }
+        }
+        panic!("the silence timeout never ended the recording");
+    };
+    // Keep-alives at 50 and 100 ticks (sequence +1, +2; timestamps on the
+    // stream's clock), then the timeout half a second after the audio,
+    // judged at the first step after a read: tick 131 one at a time, the
+    // next step (tick 140) ten at a time, at most 200 ms later. The silence
+    // sent once the recording ends keeps the stream's clock either way.
+    assert_eq!(
+        run(1),
+        (vec![(50, 1, 50), (100, 2, 100), (131, 3, 131)], 131)
+    );
+    assert_eq!(
+        run(10),
+        (vec![(50, 1, 50), (100, 2, 100), (140, 3, 140)], 140)
+    );
+}

@@ -14,14 +14,24 @@
 //! SipEvent::Request { id, request, peer } =>
 //!     presence.on_request(now, &mut endpoint, id, &request, peer, &store),
 //! SipEvent::RequestResult { id, status } => presence.on_request_result(now, id, status),
-//! a mailbox's messages changed => presence.mailbox_changed(now, &mut endpoint, &store, "1001"),
+//! a mailbox's messages changed => presence.mailbox_changed(now, "1001"),
 //! at presence.poll_timeout() => presence.tick(now, &mut endpoint),
+//!     then for mailbox in presence.take_recounts(now):
+//!         count(&store, mailbox) off the loop, then
+//!         presence.counted(now, &mut endpoint, mailbox, counts),
 //! *98 from a phone => presence.caller_mailbox_for(peer.remote, request.from_user.as_deref()),
 //! on shutdown => presence.flush(Instant::now()),
 //! ```
 //! State writes are synchronous and atomic (temp file, fsync, rename), at
 //! most one per [`SAVE_DELAY`] (from `tick`), so a burst of REGISTERs does
 //! not stall the loop on fsync; the file is small (one entry per phone).
+//!
+//! Counting a box lists its folders, which grow with its messages; a burst
+//! of deposits into a box a phone watches would list it once per message
+//! on the loop. So a change only schedules a recount [`RECOUNT_DELAY`]
+//! later, the loop runs it on a file thread, and changes that come while it
+//! runs (or waits) are folded into one more recount: at most one listing
+//! per box per [`RECOUNT_DELAY`], none on the loop.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -41,6 +51,18 @@ use crate::store::{Folder, MailboxId, Store};
 pub const STATE_FILE: &str = "mwi.json";
 /// Longest a change waits before it is written.
 pub const SAVE_DELAY: Duration = Duration::from_secs(1);
+/// How long after a mailbox changes its lamps are recounted; the changes
+/// in between cost one count.
+pub const RECOUNT_DELAY: Duration = Duration::from_millis(200);
+
+/// A box whose counts are to be taken again.
+#[derive(Debug, Default, Clone, Copy)]
+struct Recount {
+    /// When it is due; `None` while a count runs and nothing changed since.
+    due: Option<Instant>,
+    /// A count was handed out and has not come back.
+    running: bool,
+}
 
 /// What `mwi.json` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -66,6 +88,8 @@ pub struct Presence {
     pending: HashMap<RequestId, String>,
     /// When unsaved changes are due to be written.
     save_due: Option<Instant>,
+    /// Watched boxes that changed, to be counted off the loop.
+    recounts: HashMap<String, Recount>,
 }
 
 impl Presence {
@@ -90,6 +114,7 @@ impl Presence {
             anchor: (now, wall),
             pending: HashMap::new(),
             save_due: None,
+            recounts: HashMap::new(),
         };
         if let Some(state) = p.load() {
             p.registrar.restore(state.registrar, now, wall);
@@ -132,7 +157,12 @@ impl Presence {
     ) {
         let removed: Vec<String> = self.boxes.difference(&boxes).cloned().collect();
         for b in &removed {
-            self.mailbox_changed(now, endpoint, store, b);
+            // Counted at once: the box's subscriptions go below.
+            self.recounts.remove(b);
+            if self.watched(b) {
+                let counts = count(store, b);
+                self.counted_now(now, endpoint, b, counts);
+            }
         }
         self.boxes = boxes;
         let boxes = &self.boxes;
@@ -260,28 +290,54 @@ impl Presence {
     }
 
     /// Something in `mailbox` changed (a message left, heard, moved or
-    /// deleted): recount and tell its subscribers, and its registered
-    /// phones when `[mwi] unsolicited` is on. Nothing is sent when the
-    /// counts did not change.
-    pub fn mailbox_changed(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        store: &Store,
-        mailbox: &str,
-    ) {
-        if !self.boxes.contains(mailbox) {
+    /// deleted): schedule a recount ([`take_recounts`](Self::take_recounts))
+    /// if anyone watches the box — a subscription, or a registration when
+    /// unsolicited NOTIFYs are on. Unwatched boxes are counted fresh on
+    /// SUBSCRIBE instead.
+    pub fn mailbox_changed(&mut self, now: Instant, mailbox: &str) {
+        if !self.watched(mailbox) {
             return;
         }
-        // Counting runs on the signalling loop: skip it for boxes nobody
-        // watches (a subscription, or a registration when unsolicited
-        // NOTIFYs are on). Their counts are taken fresh on SUBSCRIBE.
-        let watched = !self.mwi.subscriptions(mailbox).is_empty()
-            || (self.unsolicited && !self.registrar.bindings(mailbox).is_empty());
-        if !watched {
-            return;
+        let r = self.recounts.entry(mailbox.to_string()).or_default();
+        r.due.get_or_insert(now + RECOUNT_DELAY);
+    }
+
+    fn watched(&self, mailbox: &str) -> bool {
+        self.boxes.contains(mailbox)
+            && (!self.mwi.subscriptions(mailbox).is_empty()
+                || (self.unsolicited && !self.registrar.bindings(mailbox).is_empty()))
+    }
+
+    /// The boxes due to be counted now; each is handed out once until its
+    /// [`counted`](Self::counted) comes back.
+    pub fn take_recounts(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        for (mailbox, r) in &mut self.recounts {
+            if !r.running && r.due.is_some_and(|t| t <= now) {
+                r.running = true;
+                r.due = None;
+                due.push(mailbox.clone());
+            }
         }
-        let counts = count(store, mailbox);
+        due
+    }
+
+    /// A count handed out by [`take_recounts`](Self::take_recounts) came
+    /// back: tell the box's watchers if its counts changed. A change made
+    /// while it ran is counted again at its own time.
+    pub fn counted(&mut self, now: Instant, endpoint: &mut Endpoint, mailbox: &str, counts: Counts) {
+        if let Some(r) = self.recounts.get_mut(mailbox) {
+            r.running = false;
+            if r.due.is_none() {
+                self.recounts.remove(mailbox);
+            }
+        }
+        if self.watched(mailbox) {
+            self.counted_now(now, endpoint, mailbox, counts);
+        }
+    }
+
+    fn counted_now(&mut self, now: Instant, endpoint: &mut Endpoint, mailbox: &str, counts: Counts) {
         if self.mwi.counts(mailbox) == Some(counts) {
             return;
         }
@@ -354,6 +410,11 @@ impl Presence {
             self.registrar.next_expiry(),
             self.mwi.next_expiry(),
             self.save_due,
+            self.recounts
+                .values()
+                .filter(|r| !r.running)
+                .filter_map(|r| r.due)
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -629,9 +690,15 @@ mod tests {
                 .collect()
         }
 
+        /// A change, then the recount when it is due, as the loop does it.
         fn changed(&mut self, mailbox: &str) -> Vec<String> {
-            self.presence
-                .mailbox_changed(self.now, &mut self.ep, &self.store, mailbox);
+            self.presence.mailbox_changed(self.now, mailbox);
+            self.now += RECOUNT_DELAY;
+            for mb in self.presence.take_recounts(self.now) {
+                let counts = count(&self.store, &mb);
+                self.presence
+                    .counted(self.now, &mut self.ep, &mb, counts);
+            }
             self.pump()
         }
 
@@ -820,6 +887,54 @@ mod tests {
         let sent = h.changed("1001");
         assert_eq!(sent.len(), 1);
         assert!(sent[0].contains("Voice-Message: 2/0 (0/0)"));
+    }
+
+    #[test]
+    fn a_burst_of_changes_to_a_watched_box_is_counted_once_off_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = H::new(dir.path(), false);
+        let sent = h.feed(&subscribe("1002", "sub-1", 1, "Expires: 600\r\n"));
+        h.answer(&sent[1], 200);
+        // An unwatched box schedules nothing.
+        h.presence.mailbox_changed(h.now, "1001");
+        assert!(h.presence.take_recounts(h.now + RECOUNT_DELAY).is_empty());
+
+        // Ten messages in quick succession: one recount, due RECOUNT_DELAY
+        // after the first, and nothing sent before it comes back.
+        let t0 = h.now;
+        for i in 0..10 {
+            deposit(&h.store, "1002");
+            h.presence
+                .mailbox_changed(t0 + Duration::from_millis(i * 10), "1002");
+        }
+        assert_eq!(h.presence.poll_timeout(), Some(t0 + RECOUNT_DELAY));
+        assert!(h.presence.take_recounts(t0 + RECOUNT_DELAY / 2).is_empty());
+        h.now = t0 + RECOUNT_DELAY;
+        assert_eq!(h.presence.take_recounts(h.now), ["1002"]);
+        assert!(h.presence.take_recounts(h.now).is_empty(), "handed out once");
+        assert!(h.pump().is_empty());
+
+        // Another message while the count runs: counted again afterwards,
+        // not at the same time.
+        deposit(&h.store, "1002");
+        h.presence.mailbox_changed(h.now, "1002");
+        assert!(h.presence.take_recounts(h.now + RECOUNT_DELAY).is_empty());
+        let stale = Counts { new: 10, old: 0 };
+        h.presence.counted(h.now, &mut h.ep, "1002", stale);
+        let sent = h.pump();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].contains("Voice-Message: 10/0 (0/0)"));
+        h.answer(&sent[0], 200);
+        h.now += RECOUNT_DELAY;
+        assert_eq!(h.presence.take_recounts(h.now), ["1002"]);
+        let fresh = count(&h.store, "1002");
+        assert_eq!(fresh, Counts { new: 11, old: 0 });
+        h.presence.counted(h.now, &mut h.ep, "1002", fresh);
+        let sent = h.pump();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].contains("Voice-Message: 11/0 (0/0)"));
+        // Nothing left to do.
+        assert!(h.presence.take_recounts(h.now + RECOUNT_DELAY * 10).is_empty());
     }
 
     #[test]

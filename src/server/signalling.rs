@@ -21,7 +21,8 @@ use crate::sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Peer, SipEvent
 
 use super::AppContext;
 use super::calls::NewCall;
-use super::presence::Presence;
+use super::presence::{self, Presence};
+use crate::sip::mwi::Counts;
 
 /// Per-call state the loop keeps beside the endpoint's.
 struct CallControl {
@@ -54,6 +55,9 @@ pub struct Signalling {
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Registrar and message-waiting subscriptions.
     presence: Presence,
+    /// Mailbox counts taken on a file thread, back to the loop.
+    counts_tx: UnboundedSender<(String, Counts)>,
+    counts_rx: mpsc::UnboundedReceiver<(String, Counts)>,
     /// The mailbox directory's generation the presence knows.
     mailboxes_seen: u64,
     lag: LoopLag,
@@ -105,6 +109,7 @@ impl Signalling {
         ports: PortPool,
     ) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (counts_tx, counts_rx) = mpsc::unbounded_channel();
         let endpoint = Endpoint::new(EndpointConfig {
             user_agent: ctx.config.sip.user_agent.clone(),
             delegate_register_subscribe: true,
@@ -123,6 +128,8 @@ impl Signalling {
             control_tx,
             control_rx,
             presence,
+            counts_tx,
+            counts_rx,
             lag: LoopLag::new(Instant::now()),
         }
     }
@@ -161,20 +168,24 @@ impl Signalling {
                 e = events.recv() => match e {
                     Ok(e) => {
                         // A message arrived, was heard, moved or deleted: relight the lamps.
-                        self.presence.mailbox_changed(Instant::now(), &mut self.endpoint, &self.ctx.store, &e.mailbox);
+                        self.presence.mailbox_changed(Instant::now(), &e.mailbox);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "message events missed; recounting every box");
                         for mb in &self.ctx.mailboxes.config().mailboxes {
-                            self.presence.mailbox_changed(Instant::now(), &mut self.endpoint, &self.ctx.store, &mb.number);
+                            self.presence.mailbox_changed(Instant::now(), &mb.number);
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
                 },
+                Some((mailbox, counts)) = self.counts_rx.recv() => {
+                    self.presence.counted(Instant::now(), &mut self.endpoint, &mailbox, counts);
+                }
                 _ = sleep => {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now);
                     self.presence.tick(now, &mut self.endpoint);
+                    self.start_recounts(now);
                 }
             }
             let started = Instant::now();
@@ -186,6 +197,27 @@ impl Signalling {
                     turn_ms = turn.as_millis() as u64,
                     "signalling loop running late"
                 );
+            }
+        }
+    }
+
+    /// Count the boxes whose lamps are due on a file thread: a listing of
+    /// a full box must not hold up SIP.
+    fn start_recounts(&mut self, now: Instant) {
+        for mailbox in self.presence.take_recounts(now) {
+            let (store, tx) = (self.ctx.store.clone(), self.counts_tx.clone());
+            let job_box = mailbox.clone();
+            let queued = crate::io_pool::spawn(move || {
+                let counts = presence::count(&store, &job_box);
+                let _ = tx.send((job_box, counts));
+            });
+            if let Err(e) = queued {
+                // No file threads (shutting down): count here rather than
+                // leave the lamp stale.
+                tracing::debug!(error = %e, "counting on the signalling loop");
+                let counts = presence::count(&self.ctx.store, &mailbox);
+                self.presence
+                    .counted(now, &mut self.endpoint, &mailbox, counts);
             }
         }
     }

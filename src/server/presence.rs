@@ -22,9 +22,12 @@
 //! *98 from a phone => presence.caller_mailbox_for(peer.remote, request.from_user.as_deref()),
 //! on shutdown => presence.flush(Instant::now()),
 //! ```
-//! State writes are synchronous and atomic (temp file, fsync, rename), at
-//! most one per [`SAVE_DELAY`] (from `tick`), so a burst of REGISTERs does
-//! not stall the loop on fsync; the file is small (one entry per phone).
+//! State writes are atomic (temp file, fsync, rename) and at most one per
+//! [`SAVE_DELAY`] (from `tick`); the file is small (one entry per phone).
+//! With [`Presence::save_in_background`] (the server) `tick`'s writes run on
+//! a file thread, in order: on ext4 an fsync while recordings are being
+//! written back can take tens of milliseconds, which the loop must not
+//! spend. Start-up and shutdown write at once.
 //!
 //! Counting a box lists its folders, which grow with its messages; a burst
 //! of deposits into a box a phone watches would list it once per message
@@ -38,6 +41,7 @@ use std::fs;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -90,6 +94,33 @@ pub struct Presence {
     save_due: Option<Instant>,
     /// Watched boxes that changed, to be counted off the loop.
     recounts: HashMap<String, Recount>,
+    /// Writes the state file; `tick`'s saves go to a file thread when set.
+    writer: Arc<StateWriter>,
+    background: bool,
+    /// Numbers the saves, so an older one never overwrites a newer one.
+    saves: u64,
+}
+
+/// Writes `mwi.json` one save at a time, skipping a save older than the
+/// last one written (saves queued on file threads may run out of order).
+#[derive(Debug, Default)]
+struct StateWriter {
+    written: Mutex<u64>,
+}
+
+impl StateWriter {
+    fn write(&self, number: u64, path: &Path, state: &PresenceState) {
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        if *written >= number {
+            return;
+        }
+        match write_atomic(path, state) {
+            Ok(()) => *written = number,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot save message-waiting state")
+            }
+        }
+    }
 }
 
 impl Presence {
@@ -115,6 +146,9 @@ impl Presence {
             pending: HashMap::new(),
             save_due: None,
             recounts: HashMap::new(),
+            writer: Arc::default(),
+            background: false,
+            saves: 0,
         };
         if let Some(state) = p.load() {
             p.registrar.restore(state.registrar, now, wall);
@@ -170,6 +204,12 @@ impl Presence {
         if !removed.is_empty() {
             self.mark_dirty(now);
         }
+    }
+
+    /// Write the state file from `tick` on a file thread instead of the
+    /// caller's (the signalling loop's).
+    pub fn save_in_background(&mut self, on: bool) {
+        self.background = on;
     }
 
     /// The state file's path.
@@ -325,7 +365,13 @@ impl Presence {
     /// A count handed out by [`take_recounts`](Self::take_recounts) came
     /// back: tell the box's watchers if its counts changed. A change made
     /// while it ran is counted again at its own time.
-    pub fn counted(&mut self, now: Instant, endpoint: &mut Endpoint, mailbox: &str, counts: Counts) {
+    pub fn counted(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        mailbox: &str,
+        counts: Counts,
+    ) {
         if let Some(r) = self.recounts.get_mut(mailbox) {
             r.running = false;
             if r.due.is_none() {
@@ -337,7 +383,13 @@ impl Presence {
         }
     }
 
-    fn counted_now(&mut self, now: Instant, endpoint: &mut Endpoint, mailbox: &str, counts: Counts) {
+    fn counted_now(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        mailbox: &str,
+        counts: Counts,
+    ) {
         if self.mwi.counts(mailbox) == Some(counts) {
             return;
         }
@@ -368,7 +420,7 @@ impl Presence {
             let counts = count(store, mailbox);
             self.notify_box(now, endpoint, mailbox, counts);
         }
-        self.save(now);
+        self.save(now, false);
     }
 
     /// Expire bindings and subscriptions (ended subscriptions get their
@@ -387,14 +439,14 @@ impl Presence {
             self.mark_dirty(now);
         }
         if self.save_due.is_some_and(|t| t <= now) {
-            self.save(now);
+            self.save(now, self.background);
         }
     }
 
     /// Write pending state now (on shutdown).
     pub fn flush(&mut self, now: Instant) {
         if self.save_due.is_some() {
-            self.save(now);
+            self.save(now, false);
         }
     }
 
@@ -524,16 +576,27 @@ impl Presence {
     }
 
     /// Write the state file atomically; failures are logged, not fatal.
-    fn save(&mut self, now: Instant) {
+    fn save(&mut self, now: Instant, background: bool) {
         self.save_due = None;
+        self.saves += 1;
+        let number = self.saves;
+        if background {
+            let (writer, path, state) =
+                (self.writer.clone(), self.path.clone(), self.snapshot(now));
+            if crate::io_pool::spawn(move || writer.write(number, &path, &state)).is_ok() {
+                return;
+            }
+            // No file threads (shutting down): write it here.
+        }
+        self.writer.write(number, &self.path, &self.snapshot(now));
+    }
+
+    fn snapshot(&self, now: Instant) -> PresenceState {
         let wall = self.wall(now);
-        let state = PresenceState {
+        PresenceState {
             version: 1,
             mwi: self.mwi.snapshot(now, wall),
             registrar: self.registrar.snapshot(now, wall),
-        };
-        if let Err(e) = write_atomic(&self.path, &state) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot save message-waiting state");
         }
     }
 }
@@ -696,8 +759,7 @@ mod tests {
             self.now += RECOUNT_DELAY;
             for mb in self.presence.take_recounts(self.now) {
                 let counts = count(&self.store, &mb);
-                self.presence
-                    .counted(self.now, &mut self.ep, &mb, counts);
+                self.presence.counted(self.now, &mut self.ep, &mb, counts);
             }
             self.pump()
         }
@@ -890,6 +952,33 @@ mod tests {
     }
 
     #[test]
+    fn background_saves_land_in_order_and_an_older_one_never_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = H::new(dir.path(), false);
+        h.presence.save_in_background(true);
+        let sent = h.feed(&subscribe("1002", "sub-1", 1, "Expires: 600\r\n"));
+        h.answer(&sent[1], 200);
+        h.now += SAVE_DELAY;
+        h.presence.tick(h.now, &mut h.ep);
+        // Written by a file thread: wait for it.
+        let path = h.presence.state_path().to_path_buf();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !path.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let saved: PresenceState = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(saved.mwi.subscriptions.len(), 1);
+
+        // A save numbered before the last one written is skipped.
+        let writer = StateWriter::default();
+        let empty = PresenceState::default();
+        writer.write(2, &path, &saved);
+        writer.write(1, &path, &empty);
+        let now: PresenceState = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(now, saved);
+    }
+
+    #[test]
     fn a_burst_of_changes_to_a_watched_box_is_counted_once_off_the_loop() {
         let dir = tempfile::tempdir().unwrap();
         let mut h = H::new(dir.path(), false);
@@ -911,7 +1000,10 @@ mod tests {
         assert!(h.presence.take_recounts(t0 + RECOUNT_DELAY / 2).is_empty());
         h.now = t0 + RECOUNT_DELAY;
         assert_eq!(h.presence.take_recounts(h.now), ["1002"]);
-        assert!(h.presence.take_recounts(h.now).is_empty(), "handed out once");
+        assert!(
+            h.presence.take_recounts(h.now).is_empty(),
+            "handed out once"
+        );
         assert!(h.pump().is_empty());
 
         // Another message while the count runs: counted again afterwards,
@@ -934,7 +1026,11 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert!(sent[0].contains("Voice-Message: 11/0 (0/0)"));
         // Nothing left to do.
-        assert!(h.presence.take_recounts(h.now + RECOUNT_DELAY * 10).is_empty());
+        assert!(
+            h.presence
+                .take_recounts(h.now + RECOUNT_DELAY * 10)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl Signalling {
             ..EndpointConfig::default()
         });
         let mailboxes_seen = ctx.mailboxes.generation();
-        let presence = Presence::new(&ctx.mailboxes.config(), ctx.store.root());
+        let mut presence = Presence::new(&ctx.mailboxes.config(), ctx.store.root());
+        presence.save_in_background(true);
         Signalling {
             mailboxes_seen,
             ctx,

@@ -52,20 +52,9 @@ impl G711 {
 
     /// Encode `input` and append the codes to `out`.
     pub fn encode(self, input: &[i16], out: &mut Vec<u8>) {
-        // Into a sized slice rather than `extend`: no capacity check per
-        // sample, and the loop unrolls.
-        let start = out.len();
-        out.resize(start + input.len(), 0);
-        let codes = &mut out[start..];
         match self {
-            G711::Pcmu => codes
-                .iter_mut()
-                .zip(input)
-                .for_each(|(c, &s)| *c = linear_to_ulaw(s)),
-            G711::Pcma => codes
-                .iter_mut()
-                .zip(input)
-                .for_each(|(c, &s)| *c = linear_to_alaw(s)),
+            G711::Pcmu => out.extend(input.iter().map(|&s| linear_to_ulaw(s))),
+            G711::Pcma => out.extend(input.iter().map(|&s| linear_to_alaw(s))),
         }
     }
 

@@ -58,23 +58,39 @@ fn hears(s: &UdpSocket, from: SocketAddr) -> bool {
     false
 }
 
-#[test]
-fn a_latched_source_is_the_only_one_heard_until_the_remote_moves() {
-    let engine = MediaEngine::start(1, 0);
-    let (socket, lease) = PortPool::new(41000, 41999)
+/// A PCMU session on a port from `first_port` up, sending to `phone`:
+/// the session, its port, its parameters and its event receiver.
+fn open_towards(
+    engine: &MediaEngine,
+    first_port: u16,
+    phone: &UdpSocket,
+) -> (
+    super::MediaSession,
+    SocketAddr,
+    MediaParams,
+    tokio::sync::mpsc::UnboundedReceiver<crate::media::session::SessionEvent>,
+) {
+    let (socket, lease) = PortPool::new(first_port, first_port + 999)
         .bind(Ipv4Addr::LOCALHOST.into())
         .unwrap();
     let port = socket.local_addr().unwrap();
-    let (a, b) = (phone(), phone());
     let params = MediaParams {
         codec: G711::Pcmu,
         payload_type: 0,
         telephone_event: None,
-        remote: Some(a.local_addr().unwrap()),
+        remote: Some(phone.local_addr().unwrap()),
         send: true,
     };
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut session = engine.open(socket, lease, Some(params), tx).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = engine.open(socket, lease, Some(params), tx).unwrap();
+    (session, port, params, rx)
+}
+
+#[test]
+fn a_latched_source_is_the_only_one_heard_until_the_remote_moves() {
+    let engine = MediaEngine::start(1, 0);
+    let (a, b) = (phone(), phone());
+    let (mut session, port, params, _rx) = open_towards(&engine, 41000, &a);
 
     // The phone talks: the session latches onto it and answers it.
     talk(&a, port, 1, 0xA);
@@ -126,21 +142,9 @@ fn a_session_that_only_records_is_stepped_lazily_without_losing_audio() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::Store::open(dir.path()).unwrap();
     let engine = MediaEngine::start(1, 0);
-    let (socket, lease) = PortPool::new(42000, 42999)
-        .bind(Ipv4Addr::LOCALHOST.into())
-        .unwrap();
-    let port = socket.local_addr().unwrap();
     let a = phone();
     a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-    let params = MediaParams {
-        codec: G711::Pcmu,
-        payload_type: 0,
-        telephone_event: None,
-        remote: Some(a.local_addr().unwrap()),
-        send: true,
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut session = engine.open(socket, lease, Some(params), tx).unwrap();
+    let (mut session, port, _, mut rx) = open_towards(&engine, 42000, &a);
     // Not recording: silence every tick.
     assert!(count_heard(&a, port, Duration::from_millis(500)) >= 15);
     session.record(

@@ -213,6 +213,11 @@ impl Call {
 }
 
 type TxKey = (String, String); // (branch, sent-by)
+type OriginKey = (String, Option<String>, u32); // (Call-ID, From tag, CSeq)
+
+fn origin_key(req: &SipRequest) -> OriginKey {
+    (req.call_id.clone(), req.from_tag.clone(), req.cseq)
+}
 
 pub struct Endpoint {
     config: EndpointConfig,
@@ -222,6 +227,11 @@ pub struct Endpoint {
     invites: HashMap<TxKey, CallHandle>,
     /// Dialogs by (Call-ID, our tag).
     dialogs: HashMap<(String, String), CallHandle>,
+    /// Calls by their INVITE's (Call-ID, From tag, CSeq), to spot the same
+    /// request arriving by another path (RFC 3261 §8.2.2.2) without
+    /// comparing every call: a scan was a tenth of the signalling thread's
+    /// time at 400 concurrent calls, growing with the calls.
+    origins: HashMap<OriginKey, CallHandle>,
     /// Final responses to non-INVITE requests, for their retransmissions
     /// (timer J), with the instant they are forgotten.
     non_invite: HashMap<(String, String, Method), Vec<u8>>,
@@ -248,6 +258,7 @@ impl Endpoint {
             calls: HashMap::new(),
             invites: HashMap::new(),
             dialogs: HashMap::new(),
+            origins: HashMap::new(),
             non_invite: HashMap::new(),
             non_invite_expiry: VecDeque::new(),
             client_branches: HashMap::new(),
@@ -366,11 +377,8 @@ impl Endpoint {
             return;
         }
         // RFC 3261 §8.2.2.2: the same request arriving by another path.
-        if self.calls.values().any(|c| {
-            c.invite.call_id == req.call_id
-                && c.invite.cseq == req.cseq
-                && c.invite.from_tag == req.from_tag
-        }) {
+        let origin = origin_key(&req);
+        if self.origins.contains_key(&origin) {
             let data = self.simple_response(&req, peer, 482, "Loop Detected");
             self.send_response(peer, data);
             return;
@@ -391,6 +399,7 @@ impl Endpoint {
         self.invites.insert(key.clone(), handle);
         self.dialogs
             .insert((req.call_id.clone(), local_tag.clone()), handle);
+        self.origins.insert(origin, handle);
         let call = Call {
             peer,
             remote_cseq: req.cseq,
@@ -1120,6 +1129,10 @@ impl Endpoint {
             }
             self.dialogs
                 .remove(&(call.invite.call_id.clone(), call.local_tag.clone()));
+            let origin = origin_key(&call.invite);
+            if self.origins.get(&origin) == Some(&handle) {
+                self.origins.remove(&origin);
+            }
             for key in &call.invite_keys {
                 self.invites.remove(key);
             }

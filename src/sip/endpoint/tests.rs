@@ -502,3 +502,54 @@ fn delegated_subscribe_and_outgoing_notify() {
             .any(|e| matches!(e, SipEvent::RequestResult { id, status: 408 } if *id == nid2))
     );
 }
+
+#[test]
+fn the_same_invite_by_another_path_is_a_loop_until_its_call_is_forgotten() {
+    let mut h = Harness::new();
+    h.feed(&invite("z9hG4bK-inv", true));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::IncomingCall { .. })
+    ));
+    h.sent();
+    // Same Call-ID, From tag and CSeq, another branch (RFC 3261 §8.2.2.2).
+    h.feed(&invite("z9hG4bK-other", true));
+    let sent = h.sent();
+    assert_eq!(status(&sent[0]), 482, "{sent:?}");
+    assert!(h.events().is_empty());
+    // A new CSeq is another request, not a loop.
+    h.feed(&invite("z9hG4bK-third", true).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"));
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::IncomingCall { .. })
+    ));
+    assert_eq!(status(&h.sent()[0]), 100);
+
+    // The first call is cancelled and forgotten: its request may come again.
+    let cancel = invite("z9hG4bK-inv", false)
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    h.feed(&cancel);
+    let sent = h.sent();
+    assert_eq!(status(&sent[1]), 487);
+    let tag = sent[1]
+        .split(";tag=")
+        .nth(2)
+        .unwrap()
+        .split("\r\n")
+        .next()
+        .unwrap();
+    h.feed(&in_dialog("ACK", "z9hG4bK-inv", 1, tag, ""));
+    h.events();
+    let before = h.ep.call_count();
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.ep.call_count(), before - 1, "the first call is forgotten");
+    h.sent();
+    h.events();
+    h.feed(&invite("z9hG4bK-again", true));
+    assert_eq!(status(&h.sent()[0]), 100);
+    assert!(matches!(
+        h.events().pop(),
+        Some(SipEvent::IncomingCall { .. })
+    ));
+}

@@ -243,6 +243,7 @@ impl Checker<'_> {
             smtp: None,
             webhooks: Vec::new(),
             mwi: MwiConfig::default(),
+            mailbox_index: Default::default(),
         };
         config.mailboxes = self.mailboxes(root);
         // Token scopes name mailboxes, so they are checked after them.

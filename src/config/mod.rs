@@ -10,10 +10,11 @@ mod check;
 pub mod mailbox_file;
 pub(crate) mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::sip::registrar::DigestAlgorithm;
 
@@ -43,6 +44,31 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// `[mwi]`, and the `sip_password` of each `[[mailbox]]`.
     pub mwi: MwiConfig,
+    /// Finds a box by number without a scan (see [`Config::mailbox`]).
+    pub mailbox_index: MailboxIndex,
+}
+
+/// `[[mailbox]]` numbers → positions in [`Config::mailboxes`], built on the
+/// first lookup: several lookups per call over thousands of boxes were a
+/// scan each. Not configuration: it compares equal to any other, and a
+/// clone starts empty (a copy's boxes may be edited, and it builds its
+/// own). A position found is checked and a miss falls back to a scan, so
+/// code that edits `mailboxes` after a lookup gets a slower answer, never a
+/// wrong one; misses (a caller who has no box, asked about on each call)
+/// therefore still cost a scan.
+#[derive(Debug, Default)]
+pub struct MailboxIndex(OnceLock<HashMap<String, usize>>);
+
+impl Clone for MailboxIndex {
+    fn clone(&self) -> Self {
+        MailboxIndex::default()
+    }
+}
+
+impl PartialEq for MailboxIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// `[sip]`.
@@ -503,7 +529,19 @@ impl Config {
 
     /// The mailbox with this number, if configured.
     pub fn mailbox(&self, number: &str) -> Option<&MailboxConfig> {
-        self.mailboxes.iter().find(|m| m.number == number)
+        let index = self.mailbox_index.0.get_or_init(|| {
+            let mut index = HashMap::with_capacity(self.mailboxes.len());
+            for (i, m) in self.mailboxes.iter().enumerate() {
+                // Numbers are unique; should one repeat, the first wins, as in a scan.
+                index.entry(m.number.clone()).or_insert(i);
+            }
+            index
+        });
+        index
+            .get(number)
+            .and_then(|&i| self.mailboxes.get(i))
+            .filter(|m| m.number == number)
+            .or_else(|| self.mailboxes.iter().find(|m| m.number == number))
     }
 
     /// The language prompts for this box are played in.
@@ -587,6 +625,27 @@ mod tests {
                 4
             );
         }
+    }
+
+    #[test]
+    fn a_box_is_found_by_number_even_after_the_list_is_edited() {
+        let mut c = Config::embedded();
+        let first = c.mailboxes[0].number.clone();
+        let second = c.mailboxes[1].number.clone();
+        assert_eq!(c.mailbox(&second).unwrap().number, second);
+        assert!(c.mailbox("no-such-box").is_none());
+        // Edited after the index was built: still right, by the scan.
+        let mut added = c.mailboxes[0].clone();
+        added.number = "4242".into();
+        c.mailboxes.push(added);
+        c.mailboxes.remove(0);
+        assert!(c.mailbox(&first).is_none());
+        assert_eq!(c.mailbox(&second).unwrap().number, second);
+        assert_eq!(c.mailbox("4242").unwrap().number, "4242");
+        // A clone builds its own index, and compares equal.
+        let copy = c.clone();
+        assert_eq!(copy, c);
+        assert_eq!(copy.mailbox("4242").unwrap().number, "4242");
     }
 
     #[test]

@@ -93,20 +93,26 @@ impl Harness {
         self.sent();
         self.ep.accept(self.now, call, b"v=0\r\n");
         let ok = self.sent().pop().unwrap();
-        let tag = ok
-            .split("To: <sip:1001@127.0.0.1>;tag=")
-            .nth(1)
-            .unwrap()
-            .split("\r\n")
-            .next()
-            .unwrap()
-            .to_string();
-        (call, tag)
+        (call, to_tag(&ok))
     }
 }
 
 fn status(msg: &str) -> u16 {
     msg.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The CANCEL of the INVITE sent with `branch`.
+fn cancel_of(branch: &str) -> String {
+    invite(branch, false)
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL")
+}
+
+/// Our tag, in a response's To header.
+fn to_tag(response: &str) -> String {
+    let to = response.split("\r\nTo: ").nth(1).unwrap();
+    let line = to.split("\r\n").next().unwrap();
+    line.split(";tag=").nth(1).unwrap().to_string()
 }
 
 #[test]
@@ -133,15 +139,7 @@ fn invite_accept_ack() {
     // 200 is resent at T1 until the ACK.
     h.advance(Duration::from_millis(600));
     assert_eq!(h.sent().len(), 1);
-    let tag = ok
-        .split(";tag=")
-        .nth(2)
-        .unwrap()
-        .split("\r\n")
-        .next()
-        .unwrap()
-        .to_string();
-    h.feed(&in_dialog("ACK", "z9hG4bK-ack", 1, &tag, ""));
+    h.feed(&in_dialog("ACK", "z9hG4bK-ack", 1, &to_tag(&ok), ""));
     assert!(matches!(
         h.events().pop(),
         Some(SipEvent::Confirmed { sdp: None, .. })
@@ -172,10 +170,7 @@ fn cancel_before_answer() {
     h.feed(&invite("z9hG4bK-inv", true));
     h.sent();
     h.events();
-    let cancel = invite("z9hG4bK-inv", false)
-        .replace("INVITE sip", "CANCEL sip")
-        .replace("1 INVITE", "1 CANCEL");
-    h.feed(&cancel);
+    h.feed(&cancel_of("z9hG4bK-inv"));
     let sent = h.sent();
     assert_eq!(status(&sent[0]), 200);
     assert!(sent[0].contains("CSeq: 1 CANCEL"));
@@ -190,15 +185,7 @@ fn cancel_before_answer() {
     // 487 resent until ACK (same branch), then silence.
     h.advance(Duration::from_millis(600));
     assert_eq!(status(&h.sent()[0]), 487);
-    let tag = sent[1]
-        .split(";tag=")
-        .nth(2)
-        .unwrap()
-        .split("\r\n")
-        .next()
-        .unwrap()
-        .to_string();
-    let ack = in_dialog("ACK", "z9hG4bK-inv", 1, &tag, "");
+    let ack = in_dialog("ACK", "z9hG4bK-inv", 1, &to_tag(&sent[1]), "");
     h.feed(&ack);
     h.advance(Duration::from_secs(40));
     assert!(h.sent().is_empty());
@@ -526,20 +513,10 @@ fn the_same_invite_by_another_path_is_a_loop_until_its_call_is_forgotten() {
     assert_eq!(status(&h.sent()[0]), 100);
 
     // The first call is cancelled and forgotten: its request may come again.
-    let cancel = invite("z9hG4bK-inv", false)
-        .replace("INVITE sip", "CANCEL sip")
-        .replace("1 INVITE", "1 CANCEL");
-    h.feed(&cancel);
+    h.feed(&cancel_of("z9hG4bK-inv"));
     let sent = h.sent();
     assert_eq!(status(&sent[1]), 487);
-    let tag = sent[1]
-        .split(";tag=")
-        .nth(2)
-        .unwrap()
-        .split("\r\n")
-        .next()
-        .unwrap();
-    h.feed(&in_dialog("ACK", "z9hG4bK-inv", 1, tag, ""));
+    h.feed(&in_dialog("ACK", "z9hG4bK-inv", 1, &to_tag(&sent[1]), ""));
     h.events();
     let before = h.ep.call_count();
     h.advance(Duration::from_secs(40));

@@ -351,7 +351,7 @@ struct Worker {
     pace: Vec<Pace>,
     index: HashMap<u64, usize>,
     stats: Arc<EngineStats>,
-    /// Level-triggered readiness of every session's socket, keyed by id.
+    /// 20 ms ticks since the worker started.
     ticks: u64,
     batch: ReceiveBatch,
     events: Vec<SessionEvent>,

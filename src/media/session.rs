@@ -379,11 +379,12 @@ impl RtpSession {
             if let Some(rec) = self.recording.as_mut() {
                 rec.unjudged_ticks += skipped;
             }
-            let skipped32 = u32::try_from(skipped).unwrap_or(u32::MAX);
-            self.quiet_ticks = self.quiet_ticks.saturating_add(skipped32);
-            // RTP timestamps wrap: the step count modulo 2^32 is exact.
+            self.quiet_ticks = self
+                .quiet_ticks
+                .saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX));
+            // RTP timestamps wrap, so the step count modulo 2^32 is exact.
             self.sender
-                .skip_samples(skipped32.wrapping_mul(FRAME_SAMPLES as u32));
+                .skip_samples((skipped as u32).wrapping_mul(FRAME_SAMPLES as u32));
             self.talking = false;
         }
         self.on_tick_after(received, events)

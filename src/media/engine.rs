@@ -259,6 +259,10 @@ struct Slot {
     ticked_at: u64,
     /// The address the socket is connected to (see [`Slot::follow_latch`]).
     connected: Option<SocketAddr>,
+    /// Connected, and everything queued from before the connect has been
+    /// read: only the peer's datagrams can be queued, so reads need not ask
+    /// for their source.
+    peer_only: bool,
     /// The latched source last acted on, connected or not.
     followed: Option<SocketAddr>,
 }
@@ -278,6 +282,7 @@ impl Slot {
             return;
         }
         self.followed = latched;
+        self.peer_only = false;
         let result = match latched {
             Some(addr) => self.socket.connect(addr),
             None if self.connected.is_some() => disconnect(&self.socket),
@@ -456,6 +461,7 @@ impl Worker {
                 read: false,
                 ticked_at: self.ticks,
                 connected: None,
+                peer_only: false,
                 followed: None,
             });
             self.pace.push(Pace::of(&self.slots[self.slots.len() - 1]));
@@ -551,14 +557,20 @@ impl Worker {
     fn receive(slot: &mut Slot, batch: &mut ReceiveBatch, events: &mut Vec<SessionEvent>) {
         // Bounded: a flood cannot keep the worker from its other sessions.
         for _ in 0..MAX_BATCHES_PER_READ {
-            match batch.recv(&slot.socket) {
-                Ok(0) => return,
+            let taken = match (slot.connected, slot.peer_only) {
+                (Some(peer), true) => batch.recv_connected(&slot.socket, peer),
+                _ => batch.recv(&slot.socket),
+            };
+            match taken {
                 Ok(n) => {
                     for i in 0..n {
                         let (r, data) = batch.get(i);
                         slot.session.on_datagram(r.from, data, r.at, events);
                     }
                     if n < BATCH {
+                        // The queue is empty: whatever came before a
+                        // connect has been read.
+                        slot.peer_only = slot.connected.is_some();
                         return;
                     }
                 }

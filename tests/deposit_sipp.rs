@@ -316,6 +316,40 @@ fn max_message_length_ends_recording() {
     store::check_meta(&msg, &expect_meta("1001", "PCMU", &run.call_id));
 }
 
+/// `[rtp] timeout_seconds = 2`, no silence timeout: the caller's phone
+/// sends speech, then nothing at all and no BYE (it lost its network). The
+/// server hangs up on it and keeps the message, without a silent tail.
+#[test]
+fn caller_gone_without_bye_is_hung_up_and_message_kept() {
+    let data = data_dir_with_greeting("1001");
+    let media = tempdir("voxmail-media-");
+    let sp = audio::speech();
+    let mut s = RtpStream::new(0x5eed_90e5, 11, 120_000);
+    s.audio(0, &vec![ULAW_SILENCE; 1200 * 8], ULAW_SILENCE);
+    s.audio(0, &sp.ulaw, ULAW_SILENCE);
+    let pcap = media.path().join("speech-then-nothing.pcap");
+    s.write_pcap(&pcap);
+    let config = server::config_with_value_in(
+        &server::config_with_value("silence_timeout_seconds", "0"),
+        "timeout_seconds",
+        "2",
+    );
+    let (run, server) = deposit_until_server_hangs_up(&config, data.path(), &pcap);
+    assert_eq!(
+        server.count_log_lines(|l| l.contains("no RTP from the caller")),
+        1,
+        "the media timeout ended the call:\n{}",
+        server.log()
+    );
+    let msg = one_message_with_speech(
+        data.path(),
+        "1001",
+        SPEECH_SECS - DUR_SLACK_LOW,
+        SPEECH_SECS + DUR_SLACK_HIGH,
+    );
+    store::check_meta(&msg, &expect_meta("1001", "PCMU", &run.call_id));
+}
+
 fn bye_mid_recording(mailbox: &str, transport: Transport) {
     let data = data_dir_with_greeting(mailbox);
     let mut server = Server::start_shipped(data.path());

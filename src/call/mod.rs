@@ -143,7 +143,7 @@ impl Call {
     }
 
     async fn next(&mut self) -> Next {
-        tokio::select! {
+        let next = tokio::select! {
             biased;
             e = self.media_events.recv() => match e {
                 Some(e) => Next::Media(e),
@@ -153,7 +153,18 @@ impl Call {
                 Some(s) => Next::Signal(s),
                 None => Next::Closed,
             },
+        };
+        if let Next::Media(SessionEvent::MediaTimeout { silent_for }) = next {
+            // The far end is gone without a BYE: we hang up, and the app
+            // sees a hang-up. A recording in progress is stopped so that
+            // its writer comes back now (not when our BYE times out) and
+            // the message is saved.
+            tracing::info!(call = %self.info.call_id, ?silent_for, "no RTP from the caller; hanging up");
+            self.media.stop_recording();
+            self.hangup();
+            return Next::Signal(CallSignal::Hangup);
         }
+        next
     }
 
     async fn play_inner(

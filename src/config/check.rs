@@ -37,7 +37,14 @@ const TOP_KEYS: &[&str] = &[
     "mwi",
 ];
 const SIP_KEYS: &[&str] = &["listen", "public_address", "user_agent", "answer_delay_ms"];
-const RTP_KEYS: &[&str] = &["port_min", "port_max", "realtime_priority"];
+/// A day: a longer media timeout is a typo for "off".
+const MAX_RTP_TIMEOUT_SECONDS: u32 = 86_400;
+const RTP_KEYS: &[&str] = &[
+    "port_min",
+    "port_max",
+    "realtime_priority",
+    "timeout_seconds",
+];
 const STORAGE_KEYS: &[&str] = &["data_dir"];
 const PROMPTS_KEYS: &[&str] = &["dir", "default_language"];
 const VOICEMAIL_KEYS: &[&str] = &[
@@ -427,10 +434,24 @@ impl Checker<'_> {
             Some((v, _)) => v,
             None => d.realtime_priority,
         };
+        let timeout_seconds = match self.value::<u32>(s, "timeout_seconds") {
+            Some((v, span)) if v > MAX_RTP_TIMEOUT_SECONDS => {
+                self.error(
+                    span,
+                    format!(
+                        "`timeout_seconds` in [rtp]: {v} is above {MAX_RTP_TIMEOUT_SECONDS} (0 turns it off)"
+                    ),
+                );
+                d.timeout_seconds
+            }
+            Some((v, _)) => v,
+            None => d.timeout_seconds,
+        };
         RtpConfig {
             port_min,
             port_max,
             realtime_priority,
+            timeout_seconds,
         }
     }
 

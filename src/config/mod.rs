@@ -105,6 +105,9 @@ pub struct RtpConfig {
     /// effort: without CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it they
     /// fall back to nice -10, then to the default.
     pub realtime_priority: u8,
+    /// Hang up a call after this many seconds without RTP from a far end
+    /// that should be sending (not on hold); 0 never does.
+    pub timeout_seconds: u32,
 }
 
 impl Default for RtpConfig {
@@ -113,6 +116,7 @@ impl Default for RtpConfig {
             port_min: 20000,
             port_max: 29999,
             realtime_priority: 10,
+            timeout_seconds: 60,
         }
     }
 }
@@ -689,6 +693,7 @@ answer_delay_ms = 2500
 port_min = 40000
 port_max = 40001
 realtime_priority = 0
+timeout_seconds = 0
 [storage]
 data_dir = "/var/lib/voxmail"
 [prompts]
@@ -711,6 +716,15 @@ email = "a@example.com"
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (40000, 40001));
         assert_eq!(c.rtp.realtime_priority, 0);
         assert_eq!(ok("").rtp.realtime_priority, 10);
+        assert_eq!(c.rtp.timeout_seconds, 0);
+        assert_eq!(ok("").rtp.timeout_seconds, 60);
+        assert_eq!(
+            one_error(
+                "[rtp]\ntimeout_seconds = 90000\n",
+                "`timeout_seconds` in [rtp]: 90000 is above 86400"
+            ),
+            2
+        );
         assert_eq!(
             one_error(
                 "[rtp]\nrealtime_priority = 100\n",

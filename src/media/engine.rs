@@ -67,6 +67,7 @@ enum Command {
         socket: UdpSocket,
         lease: PortLease,
         params: Option<MediaParams>,
+        media_timeout: Duration,
         events: UnboundedSender<SessionEvent>,
         stats: SharedStats,
     },
@@ -102,6 +103,8 @@ pub struct MediaEngine {
     next_worker: Arc<AtomicUsize>,
     next_id: Arc<AtomicU64>,
     stats: Arc<EngineStats>,
+    /// Given to every session opened (see [`RtpSession::set_media_timeout`]).
+    media_timeout: Duration,
 }
 
 impl MediaEngine {
@@ -125,7 +128,15 @@ impl MediaEngine {
             next_worker: Arc::new(AtomicUsize::new(0)),
             next_id: Arc::new(AtomicU64::new(1)),
             stats,
+            media_timeout: Duration::ZERO,
         }
+    }
+
+    /// Sessions opened from now on report [`SessionEvent::MediaTimeout`]
+    /// after `timeout` without RTP (zero, the default: never).
+    pub fn with_media_timeout(mut self, timeout: Duration) -> MediaEngine {
+        self.media_timeout = timeout;
+        self
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -155,6 +166,7 @@ impl MediaEngine {
                 socket,
                 lease,
                 params,
+                media_timeout: self.media_timeout,
                 events,
                 stats: stats.clone(),
             })
@@ -445,16 +457,19 @@ impl Worker {
             socket,
             lease,
             params,
+            media_timeout,
             events: tx,
             stats,
         } = command
         {
+            let mut session = RtpSession::new(params);
+            session.set_media_timeout(media_timeout);
             self.index.insert(id, self.slots.len());
             self.slots.push(Slot {
                 id,
                 socket,
                 _lease: lease,
-                session: RtpSession::new(params),
+                session,
                 events: tx,
                 published: stats,
                 reported: SessionStats::default(),

@@ -43,6 +43,9 @@ pub struct MediaParams {
     pub remote: Option<SocketAddr>,
     /// False while the remote holds us with a=sendonly / inactive.
     pub send: bool,
+    /// Whether the remote said it would send (a=sendrecv / sendonly): only
+    /// then does a lack of packets mean the far end has gone.
+    pub receive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,12 @@ pub enum SessionEvent {
         writer: MessageWriter,
         reason: StopReason,
     },
+    /// No RTP came for the session's media timeout while the remote should
+    /// have been sending: its phone or network has gone without a BYE.
+    /// Raised once.
+    MediaTimeout {
+        silent_for: std::time::Duration,
+    },
 }
 
 struct Playback {
@@ -126,6 +135,12 @@ pub struct RtpSession {
     arrival_jitter: ArrivalJitter,
     /// 20 ms ticks since the session opened (the time of DTMF digits).
     ticks: u64,
+    /// Ticks without any RTP from the remote while it should be sending.
+    ticks_without_media: u64,
+    /// After this many such ticks the session raises
+    /// [`SessionEvent::MediaTimeout`] (0: never).
+    media_timeout_ticks: u64,
+    media_timed_out: bool,
 }
 
 impl RtpSession {
@@ -148,7 +163,18 @@ impl RtpSession {
             stats: SessionStats::default(),
             arrival_jitter: ArrivalJitter::default(),
             ticks: 0,
+            ticks_without_media: 0,
+            media_timeout_ticks: 0,
+            media_timed_out: false,
         }
+    }
+
+    /// Raise [`SessionEvent::MediaTimeout`] once no RTP has come for
+    /// `timeout` while the remote should be sending (zero: never), as
+    /// Asterisk's `rtptimeout` and FreeSWITCH's `media_timeout` do. Judged
+    /// on the engine's read cycle, so up to a read interval late.
+    pub fn set_media_timeout(&mut self, timeout: std::time::Duration) {
+        self.media_timeout_ticks = (timeout.as_millis() / 20) as u64;
     }
 
     pub fn stats(&self) -> SessionStats {
@@ -195,6 +221,8 @@ impl RtpSession {
             self.stats.ignored += 1;
             return;
         };
+        // Any RTP shows the far end is there (comfort noise included).
+        self.ticks_without_media = 0;
         let pt = packet.header.payload_type;
         let is_event = params.telephone_event == Some(pt);
         if pt != params.payload_type && !is_event {
@@ -386,6 +414,7 @@ impl RtpSession {
             self.sender
                 .skip_samples((skipped as u32).wrapping_mul(FRAME_SAMPLES as u32));
             self.talking = false;
+            self.ticks_without_media += skipped;
         }
         self.on_tick_after(received, events)
     }
@@ -406,7 +435,26 @@ impl RtpSession {
         if received {
             self.account_silence(events);
         }
+        self.watch_media(events);
         self.next_packet(events)
+    }
+
+    fn watch_media(&mut self, events: &mut Vec<SessionEvent>) {
+        if !self.params.is_some_and(|p| p.receive) {
+            // On hold (or not negotiated yet): silence is expected.
+            self.ticks_without_media = 0;
+            return;
+        }
+        self.ticks_without_media += 1;
+        if self.media_timeout_ticks > 0
+            && !self.media_timed_out
+            && self.ticks_without_media >= self.media_timeout_ticks
+        {
+            self.media_timed_out = true;
+            events.push(SessionEvent::MediaTimeout {
+                silent_for: std::time::Duration::from_millis(self.ticks_without_media * 20),
+            });
+        }
     }
 
     fn drain_jitter(&mut self, events: &mut Vec<SessionEvent>) {

@@ -138,7 +138,9 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4);
-    let engine = MediaEngine::start(workers, config.rtp.realtime_priority);
+    let engine = MediaEngine::start(workers, config.rtp.realtime_priority).with_media_timeout(
+        std::time::Duration::from_secs(u64::from(config.rtp.timeout_seconds)),
+    );
     let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
     let call_registry = Arc::new(calls::CallRegistry::default());
 

@@ -614,6 +614,10 @@ fn media_params(n: &NegotiatedAudio) -> MediaParams {
         remote: n.remote_rtp,
         send: matches!(n.local_direction, Direction::SendRecv | Direction::SendOnly)
             && n.remote_rtp.is_some(),
+        receive: matches!(
+            n.remote_direction,
+            Direction::SendRecv | Direction::SendOnly
+        ),
     }
 }
 

@@ -68,7 +68,11 @@ pub fn config_with_lines(text: &str, table: &str, lines: &str) -> String {
 /// The shipped config with the value of `key` (first `key = ...` line)
 /// replaced by `value` (TOML text).
 pub fn config_with_value(key: &str, value: &str) -> String {
-    let text = shipped_config();
+    config_with_value_in(&shipped_config(), key, value)
+}
+
+/// `text` with the value of `key` (first `key = ...` line) replaced.
+pub fn config_with_value_in(text: &str, key: &str, value: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut done = false;
     for line in text.lines() {
@@ -83,7 +87,7 @@ pub fn config_with_value(key: &str, value: &str) -> String {
             out.push('\n');
         }
     }
-    assert!(done, "shipped config.toml has no `{key} =` line");
+    assert!(done, "the config has no `{key} =` line");
     out
 }
 

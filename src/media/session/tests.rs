@@ -15,6 +15,7 @@ fn params() -> MediaParams {
         telephone_event: Some(101),
         remote: Some("127.0.0.1:7000".parse().unwrap()),
         send: true,
+        receive: true,
     }
 }
 
@@ -724,4 +725,84 @@ fn a_recording_stepped_ten_ticks_at_a_time_sends_and_times_as_tick_by_tick() {
         run(10),
         (vec![(50, 1, 50), (100, 2, 100), (140, 3, 140)], 140)
     );
+}
+
+fn timeouts(events: &[SessionEvent]) -> Vec<Duration> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::MediaTimeout { silent_for } => Some(*silent_for),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn no_rtp_for_the_media_timeout_is_reported_once() {
+    let mut s = RtpSession::new(Some(params()));
+    s.set_media_timeout(Duration::from_secs(1));
+    let mut ev = Vec::new();
+    let from = "127.0.0.1:7000".parse().unwrap();
+    // 49 ticks of nothing, then any RTP (here comfort noise, PT 13) resets
+    // the count: the far end is there.
+    for _ in 0..49 {
+        s.on_tick(&mut ev);
+    }
+    s.on_datagram(
+        from,
+        &rtp(13, 1, 160, false, &[40]),
+        Instant::now(),
+        &mut ev,
+    );
+    for _ in 0..49 {
+        s.on_tick(&mut ev);
+    }
+    assert!(timeouts(&ev).is_empty(), "{ev:?}");
+    // The 50th tick without RTP: reported, and only once.
+    s.on_tick(&mut ev);
+    assert_eq!(timeouts(&ev), [Duration::from_secs(1)]);
+    for _ in 0..100 {
+        s.on_tick(&mut ev);
+    }
+    // Lumped steps (a recording-only session) count every tick they stand for.
+    let mut lumped = RtpSession::new(Some(params()));
+    lumped.set_media_timeout(Duration::from_secs(1));
+    let mut ev2 = Vec::new();
+    for _ in 0..4 {
+        lumped.on_ticks_after(10, true, &mut ev2);
+    }
+    assert!(timeouts(&ev2).is_empty());
+    lumped.on_ticks_after(10, true, &mut ev2);
+    assert_eq!(timeouts(&ev).len(), 1);
+    assert_eq!(timeouts(&ev2), [Duration::from_secs(1)]);
+}
+
+#[test]
+fn no_media_timeout_on_hold_or_when_off() {
+    // The remote holds us (a=recvonly / inactive: it sends nothing).
+    let mut held = RtpSession::new(Some(MediaParams {
+        receive: false,
+        ..params()
+    }));
+    held.set_media_timeout(Duration::from_secs(1));
+    // No timeout configured.
+    let mut off = RtpSession::new(Some(params()));
+    // Not negotiated yet (late offer).
+    let mut unnegotiated = RtpSession::new(None);
+    unnegotiated.set_media_timeout(Duration::from_secs(1));
+    let mut ev = Vec::new();
+    for _ in 0..200 {
+        held.on_tick(&mut ev);
+        off.on_tick(&mut ev);
+        unnegotiated.on_tick(&mut ev);
+    }
+    assert!(timeouts(&ev).is_empty(), "{ev:?}");
+    // Resumed: the count starts from the resume, not from the hold.
+    held.update(params());
+    for _ in 0..49 {
+        held.on_tick(&mut ev);
+    }
+    assert!(timeouts(&ev).is_empty());
+    held.on_tick(&mut ev);
+    assert_eq!(timeouts(&ev), [Duration::from_secs(1)]);
 }

@@ -275,23 +275,36 @@ fn deposit_until_server_hangs_up(config: &str, data: &Path, pcap: &Path) -> (Sip
 fn silence_timeout_ends_recording() {
     let data = data_dir_with_greeting("1001");
     let media = tempdir("voxmail-media-");
-    let sp = audio::speech();
-    let mut s = RtpStream::new(0x5eed_5117, 7, 80_000);
-    s.audio(0, &vec![ULAW_SILENCE; 1200 * 8], ULAW_SILENCE);
-    s.audio(0, &sp.ulaw, ULAW_SILENCE);
-    // 20 s of silence frames: far more than the timeout.
-    s.audio(0, &vec![ULAW_SILENCE; 20 * 8000], ULAW_SILENCE);
-    let pcap = media.path().join("speech-then-silence.pcap");
-    s.write_pcap(&pcap);
+    // 20 s of silence frames after the speech: far more than the timeout.
+    let pcap = lead_speech_tail_pcap(media.path(), 20);
     let config = server::config_with_value("silence_timeout_seconds", "2");
     let (run, _server) = deposit_until_server_hangs_up(&config, data.path(), &pcap);
     // Speech (4 s) plus at most the 2 s of silence that ended it (and the
     // silence sent between the beep and the speech).
+    one_pcmu_speech_message(data.path(), &run, 2.0);
+}
+
+/// 1.2 s of silence frames (the greeting plays), the speech, then
+/// `tail_secs` of silence frames, as `media.pcap`-to-be in `dir`.
+fn lead_speech_tail_pcap(dir: &Path, tail_secs: usize) -> PathBuf {
+    let sp = audio::speech();
+    let mut s = RtpStream::new(0x5eed_5117, 7, 80_000);
+    s.audio(0, &vec![ULAW_SILENCE; 1200 * 8], ULAW_SILENCE);
+    s.audio(0, &sp.ulaw, ULAW_SILENCE);
+    s.audio(0, &vec![ULAW_SILENCE; tail_secs * 8000], ULAW_SILENCE);
+    let path = dir.join(format!("speech-then-{tail_secs}s-silence.pcap"));
+    s.write_pcap(&path);
+    path
+}
+
+/// Box 1001 holds one PCMU message of the speech, up to `extra_secs`
+/// longer, from `run`'s call.
+fn one_pcmu_speech_message(data: &Path, run: &SippRun, extra_secs: f64) {
     let msg = one_message_with_speech(
-        data.path(),
+        data,
         "1001",
         SPEECH_SECS - DUR_SLACK_LOW,
-        SPEECH_SECS + 2.0 + DUR_SLACK_HIGH,
+        SPEECH_SECS + extra_secs + DUR_SLACK_HIGH,
     );
     store::check_meta(&msg, &expect_meta("1001", "PCMU", &run.call_id));
 }
@@ -323,12 +336,7 @@ fn max_message_length_ends_recording() {
 fn caller_gone_without_bye_is_hung_up_and_message_kept() {
     let data = data_dir_with_greeting("1001");
     let media = tempdir("voxmail-media-");
-    let sp = audio::speech();
-    let mut s = RtpStream::new(0x5eed_90e5, 11, 120_000);
-    s.audio(0, &vec![ULAW_SILENCE; 1200 * 8], ULAW_SILENCE);
-    s.audio(0, &sp.ulaw, ULAW_SILENCE);
-    let pcap = media.path().join("speech-then-nothing.pcap");
-    s.write_pcap(&pcap);
+    let pcap = lead_speech_tail_pcap(media.path(), 0);
     let config = server::config_with_value_in(
         &server::config_with_value("silence_timeout_seconds", "0"),
         "timeout_seconds",
@@ -341,13 +349,7 @@ fn caller_gone_without_bye_is_hung_up_and_message_kept() {
         "the media timeout ended the call:\n{}",
         server.log()
     );
-    let msg = one_message_with_speech(
-        data.path(),
-        "1001",
-        SPEECH_SECS - DUR_SLACK_LOW,
-        SPEECH_SECS + DUR_SLACK_HIGH,
-    );
-    store::check_meta(&msg, &expect_meta("1001", "PCMU", &run.call_id));
+    one_pcmu_speech_message(data.path(), &run, 0.0);
 }
 
 fn bye_mid_recording(mailbox: &str, transport: Transport) {

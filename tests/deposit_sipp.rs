@@ -350,6 +350,22 @@ fn caller_gone_without_bye_is_hung_up_and_message_kept() {
         server.log()
     );
     one_pcmu_speech_message(data.path(), &run, 0.0);
+    // The call's outcome says why it ended (counted once SIPp's 200 to our
+    // BYE is in).
+    let counted = "voxmail_calls_total{outcome=\"media_timeout\"} 1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = common::http::request(server.http(), "GET", "/metrics", "", None);
+        if metrics.body.lines().any(|l| l == counted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{counted}` in /metrics:\n{}",
+            metrics.body
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn bye_mid_recording(mailbox: &str, transport: Transport) {

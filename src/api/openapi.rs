@@ -344,7 +344,7 @@ pub fn document() -> Value {
                         "to": {"type": "string", "description": "Dialed number (Request-URI user)."},
                         "state": {"type": "string", "enum": ["active", "ending", "ended"],
                                   "description": "ending: hung up, media counters not final yet (milliseconds)."},
-                        "outcome": {"type": ["string", "null"], "description": "How it ended, as in voxmail_calls_total: completed, caller_hung_up, cancelled, no_ack, ..."},
+                        "outcome": {"type": ["string", "null"], "description": "How it ended, as in voxmail_calls_total: completed, caller_hung_up, cancelled, no_ack, media_timeout, ..."},
                         "started_at": {"type": "string", "format": "date-time", "description": "INVITE accepted."},
                         "answered_at": {"type": ["string", "null"], "format": "date-time", "description": "ACK received."},
                         "ended_at": {"type": ["string", "null"], "format": "date-time"},

@@ -58,6 +58,9 @@ pub enum TransferError {
 #[derive(Debug)]
 pub enum Control {
     Hangup(CallHandle),
+    /// Hang up because the far end stopped sending RTP: the call's outcome
+    /// says so (`media_timeout`).
+    MediaTimeout(CallHandle),
     /// Blind transfer of an answered call (REFER).
     Refer(CallHandle, String),
     /// Internal: answer a call after its configured delay.
@@ -161,7 +164,10 @@ impl Call {
             // the message is saved.
             tracing::info!(call = %self.info.call_id, ?silent_for, "no RTP from the caller; hanging up");
             self.media.stop_recording();
-            self.hangup();
+            if !self.hung_up {
+                self.hung_up = true;
+                let _ = self.control.send(Control::MediaTimeout(self.info.handle));
+            }
             return Next::Signal(CallSignal::Hangup);
         }
         next

@@ -36,6 +36,8 @@ struct CallControl {
     /// Whether the remote's media parameters are known (false until the
     /// ACK of a late-offer call).
     known: bool,
+    /// We hung up because the far end sent no RTP (the call's outcome).
+    media_timed_out: bool,
 }
 
 struct PendingApp {
@@ -277,6 +279,12 @@ impl Signalling {
         let now = Instant::now();
         match c {
             Control::Hangup(h) => self.endpoint.hangup(now, h),
+            Control::MediaTimeout(h) => {
+                if let Some(cc) = self.calls.get_mut(&h) {
+                    cc.media_timed_out = true;
+                }
+                self.endpoint.hangup(now, h);
+            }
             Control::Refer(h, target) => {
                 if !self.endpoint.refer(now, h, &target)
                     && let Some(tx) = self.calls.get(&h).and_then(|c| c.signals.as_ref())
@@ -341,8 +349,13 @@ impl Signalling {
             SipEvent::Terminated { call, reason } => {
                 tracing::info!(call = call.0, ?reason, "call ended");
                 if let Some(mut cc) = self.calls.remove(&call) {
-                    self.ctx.metrics.call_ended(end_outcome(reason));
-                    self.ctx.calls.call_ended(now, call, end_outcome(reason));
+                    let outcome = if cc.media_timed_out {
+                        "media_timeout"
+                    } else {
+                        end_outcome(reason)
+                    };
+                    self.ctx.metrics.call_ended(outcome);
+                    self.ctx.calls.call_ended(now, call, outcome);
                     // Closing the session hands any recording back to the app.
                     cc.media.close();
                     if let Some(tx) = cc.signals.take()
@@ -494,6 +507,7 @@ impl Signalling {
                 }),
                 signals: None,
                 known: offer.is_some(),
+                media_timed_out: false,
             },
         );
         let delay = self.ctx.config.sip.answer_delay_ms;

@@ -95,5 +95,78 @@ fn bench_udp(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_udp);
+/// Calls up at once in the load runs: the same costs with the state of
+/// that many sockets and their queues competing for the caches, as under
+/// load (one pair's figures above are the warm-cache floor).
+const SOCKETS: usize = 4000;
+
+/// `n` connected pairs, fewer if the open-file limit cannot hold them.
+fn many_pairs(n: usize) -> Vec<(UdpSocket, UdpSocket)> {
+    // SAFETY: getrlimit/setrlimit with a valid struct for this process.
+    let fit = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        (lim.rlim_cur as usize).saturating_sub(64) / 2
+    };
+    if fit < n {
+        eprintln!("open-file limit: {fit} socket pairs instead of {n}");
+    }
+    (0..n.min(fit)).map(|_| pair()).collect()
+}
+
+fn bench_udp_many(c: &mut Criterion) {
+    let pairs = many_pairs(SOCKETS);
+    let mut batch = ReceiveBatch::default();
+    let mut g = c.benchmark_group(format!("udp_loopback_{}_sockets", pairs.len()));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+
+    // One packet on every socket in turn, as a media tick sends them.
+    g.throughput(Throughput::Elements(pairs.len() as u64));
+    g.bench_function("send_172B_connected_each", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                for (tx, _) in &pairs {
+                    black_box(tx.send(&PACKET).unwrap());
+                }
+                spent += t.elapsed();
+                for (_, rx) in &pairs {
+                    assert_eq!(drain(rx, &mut batch), 1);
+                }
+            }
+            spent
+        });
+    });
+
+    // Ten datagrams queued on every socket, then each socket read once,
+    // as a recording session's read cycle does.
+    g.throughput(Throughput::Elements((pairs.len() * PER_READ) as u64));
+    g.bench_function("recvmmsg_172B_x10_each/peer_only", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                for (tx, _) in &pairs {
+                    for _ in 0..PER_READ {
+                        tx.send(&PACKET).unwrap();
+                    }
+                }
+                let t = Instant::now();
+                for (tx, rx) in &pairs {
+                    let peer = tx.local_addr().unwrap();
+                    black_box(batch.recv_connected(rx, peer).unwrap());
+                }
+                spent += t.elapsed();
+            }
+            spent
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_udp, bench_udp_many);
 criterion_main!(benches);

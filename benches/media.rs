@@ -43,7 +43,7 @@ fn params() -> MediaParams {
         telephone_event: Some(101),
         remote: Some("192.168.1.50:8000".parse().unwrap()),
         send: true,
-        receive: true,
+        expect_media: true,
     }
 }
 

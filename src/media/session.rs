@@ -43,9 +43,11 @@ pub struct MediaParams {
     pub remote: Option<SocketAddr>,
     /// False while the remote holds us with a=sendonly / inactive.
     pub send: bool,
-    /// Whether the remote said it would send (a=sendrecv / sendonly): only
-    /// then does a lack of packets mean the far end has gone.
-    pub receive: bool,
+    /// The remote is not holding the call (a=sendrecv): only then does a
+    /// lack of packets mean the far end has gone. A phone that holds
+    /// (a=sendonly / inactive) may send nothing, and Asterisk's
+    /// `rtptimeout` likewise spares held calls.
+    pub expect_media: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,7 +442,7 @@ impl RtpSession {
     }
 
     fn watch_media(&mut self, events: &mut Vec<SessionEvent>) {
-        if !self.params.is_some_and(|p| p.receive) {
+        if !self.params.is_some_and(|p| p.expect_media) {
             // On hold (or not negotiated yet): silence is expected.
             self.ticks_without_media = 0;
             return;

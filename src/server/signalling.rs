@@ -628,10 +628,9 @@ fn media_params(n: &NegotiatedAudio) -> MediaParams {
         remote: n.remote_rtp,
         send: matches!(n.local_direction, Direction::SendRecv | Direction::SendOnly)
             && n.remote_rtp.is_some(),
-        receive: matches!(
-            n.remote_direction,
-            Direction::SendRecv | Direction::SendOnly
-        ),
+        // Held by a=sendonly / inactive, or by c=0.0.0.0 (RFC 2543): the
+        // phone may send nothing.
+        expect_media: n.remote_direction == Direction::SendRecv && n.remote_rtp.is_some(),
     }
 }
 
@@ -717,6 +716,33 @@ mod tests {
             lag.turn_ended(t0 + ms(2900), t0 + ms(3200)),
             Some((Duration::ZERO, ms(300)))
         );
+    }
+
+    #[test]
+    fn media_is_expected_only_from_a_far_end_not_holding_the_call() {
+        let negotiated = |remote_direction, remote_rtp: Option<&str>| NegotiatedAudio {
+            codec: AudioCodec::Pcmu,
+            payload_type: 0,
+            telephone_event: Some(101),
+            remote_rtp: remote_rtp.map(|a| a.parse().unwrap()),
+            remote_direction,
+            local_direction: Direction::SendRecv,
+            ptime: 20,
+        };
+        let addr = Some("192.0.2.7:4000");
+        assert!(media_params(&negotiated(Direction::SendRecv, addr)).expect_media);
+        for held in [
+            Direction::SendOnly,
+            Direction::Inactive,
+            Direction::RecvOnly,
+        ] {
+            assert!(
+                !media_params(&negotiated(held, addr)).expect_media,
+                "{held:?}"
+            );
+        }
+        // RFC 2543 hold: c=0.0.0.0 with sendrecv.
+        assert!(!media_params(&negotiated(Direction::SendRecv, None)).expect_media);
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn open_towards(
         telephone_event: None,
         remote: Some(phone.local_addr().unwrap()),
         send: true,
-        receive: true,
+        expect_media: true,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let session = engine.open(socket, lease, Some(params), tx).unwrap();

@@ -15,7 +15,7 @@ fn params() -> MediaParams {
         telephone_event: Some(101),
         remote: Some("127.0.0.1:7000".parse().unwrap()),
         send: true,
-        receive: true,
+        expect_media: true,
     }
 }
 
@@ -779,9 +779,9 @@ fn no_rtp_for_the_media_timeout_is_reported_once() {
 
 #[test]
 fn no_media_timeout_on_hold_or_when_off() {
-    // The remote holds us (a=recvonly / inactive: it sends nothing).
+    // The remote holds the call (a=sendonly / inactive): it may send nothing.
     let mut held = RtpSession::new(Some(MediaParams {
-        receive: false,
+        expect_media: false,
         ..params()
     }));
     held.set_media_timeout(Duration::from_secs(1));

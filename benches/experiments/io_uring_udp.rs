@@ -19,6 +19,15 @@ const N: usize = 4000;
 const PKT: [u8; 172] = [0x55; 172];
 const PER: usize = 10;
 
+/// Queues PER datagrams on every pair's receiving socket (untimed).
+fn queue_per_socket(pairs: &[(UdpSocket, UdpSocket)]) {
+    for (tx, _) in pairs {
+        for _ in 0..PER {
+            tx.send(&PKT).unwrap();
+        }
+    }
+}
+
 fn main() {
     let pairs: Vec<(UdpSocket, UdpSocket)> = (0..N)
         .map(|_| {
@@ -67,11 +76,7 @@ fn main() {
         assert_eq!(n, N);
         drain(&pairs);
         // reads: PER queued on each
-        for (tx, _) in &pairs {
-            for _ in 0..PER {
-                tx.send(&PKT).unwrap();
-            }
-        }
+        queue_per_socket(&pairs);
         let t = Instant::now();
         let mut got = 0;
         for (_, rx) in &pairs {
@@ -82,11 +87,7 @@ fn main() {
         }
         let plain_recv = t.elapsed().as_nanos() as f64 / (N * PER) as f64;
         assert_eq!(got, N * PER);
-        for (tx, _) in &pairs {
-            for _ in 0..PER {
-                tx.send(&PKT).unwrap();
-            }
-        }
+        queue_per_socket(&pairs);
         let t = Instant::now();
         let mut got = 0usize;
         for (_, rx) in &pairs {
@@ -111,11 +112,7 @@ fn main() {
         }
         let mmsg_recv = t.elapsed().as_nanos() as f64 / (N * PER) as f64;
         assert_eq!(got, N * PER);
-        for (tx, _) in &pairs {
-            for _ in 0..PER {
-                tx.send(&PKT).unwrap();
-            }
-        }
+        queue_per_socket(&pairs);
         let t = Instant::now();
         let mut got = 0;
         // one RECV per datagram, submitted in chunks of 64 (buffer count)

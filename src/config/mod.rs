@@ -116,7 +116,7 @@ impl Default for RtpConfig {
             port_min: 20000,
             port_max: 29999,
             realtime_priority: 10,
-            timeout_seconds: 60,
+            timeout_seconds: 300,
         }
     }
 }
@@ -717,7 +717,7 @@ email = "a@example.com"
         assert_eq!(c.rtp.realtime_priority, 0);
         assert_eq!(ok("").rtp.realtime_priority, 10);
         assert_eq!(c.rtp.timeout_seconds, 0);
-        assert_eq!(ok("").rtp.timeout_seconds, 60);
+        assert_eq!(ok("").rtp.timeout_seconds, 300);
         assert_eq!(
             one_error(
                 "[rtp]\ntimeout_seconds = 90000\n",

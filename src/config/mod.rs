@@ -50,12 +50,12 @@ pub struct Config {
 
 /// `[[mailbox]]` numbers → positions in [`Config::mailboxes`], built on the
 /// first lookup: several lookups per call over thousands of boxes were a
-/// scan each. Not configuration: it compares equal to any other, and a
-/// clone starts empty (a copy's boxes may be edited, and it builds its
-/// own). A position found is checked and a miss falls back to a scan, so
-/// code that edits `mailboxes` after a lookup gets a slower answer, never a
-/// wrong one; misses (a caller who has no box, asked about on each call)
-/// therefore still cost a scan.
+/// scan each, and so was every miss (a caller who has no box is asked about
+/// on each call). Not configuration: it compares equal to any other, and a
+/// clone starts empty, so code that edits a config's boxes edits a fresh
+/// clone (as reloads build a fresh config). A position found is still
+/// checked, so an edit after a lookup gets a slower answer, never a wrong
+/// box; debug builds also check each miss against a scan.
 #[derive(Debug, Default)]
 pub struct MailboxIndex(OnceLock<HashMap<String, usize>>);
 
@@ -541,11 +541,20 @@ impl Config {
             }
             index
         });
-        index
-            .get(number)
-            .and_then(|&i| self.mailboxes.get(i))
-            .filter(|m| m.number == number)
-            .or_else(|| self.mailboxes.iter().find(|m| m.number == number))
+        match index.get(number) {
+            Some(&i) => self
+                .mailboxes
+                .get(i)
+                .filter(|m| m.number == number)
+                .or_else(|| self.mailboxes.iter().find(|m| m.number == number)),
+            None => {
+                debug_assert!(
+                    !self.mailboxes.iter().any(|m| m.number == number),
+                    "mailboxes edited after the index was built; edit a clone"
+                );
+                None
+            }
+        }
     }
 
     /// The language prompts for this box are played in.
@@ -632,23 +641,30 @@ mod tests {
     }
 
     #[test]
-    fn a_box_is_found_by_number_even_after_the_list_is_edited() {
-        let mut c = Config::embedded();
+    fn a_box_is_found_by_number_and_an_edited_clone_indexes_afresh() {
+        let c = Config::embedded();
         let first = c.mailboxes[0].number.clone();
         let second = c.mailboxes[1].number.clone();
         assert_eq!(c.mailbox(&second).unwrap().number, second);
         assert!(c.mailbox("no-such-box").is_none());
-        // Edited after the index was built: still right, by the scan.
-        let mut added = c.mailboxes[0].clone();
+        // A clone's boxes edited after the original's index was built: the
+        // clone builds its own index.
+        let mut edited = c.clone();
+        let mut added = edited.mailboxes[0].clone();
         added.number = "4242".into();
-        c.mailboxes.push(added);
-        c.mailboxes.remove(0);
-        assert!(c.mailbox(&first).is_none());
-        assert_eq!(c.mailbox(&second).unwrap().number, second);
-        assert_eq!(c.mailbox("4242").unwrap().number, "4242");
-        // A clone builds its own index, and compares equal.
-        let copy = c.clone();
-        assert_eq!(copy, c);
+        edited.mailboxes.push(added);
+        edited.mailboxes.remove(0);
+        assert!(edited.mailbox(&first).is_none());
+        assert_eq!(edited.mailbox(&second).unwrap().number, second);
+        assert_eq!(edited.mailbox("4242").unwrap().number, "4242");
+        assert!(c.mailbox("4242").is_none());
+        // A hit whose position moved (edited after the lookup) is still right.
+        let mut moved = c.clone();
+        assert_eq!(moved.mailbox(&second).unwrap().number, second);
+        moved.mailboxes.remove(0);
+        assert_eq!(moved.mailbox(&second).unwrap().number, second);
+        let copy = edited.clone();
+        assert_eq!(copy, edited);
         assert_eq!(copy.mailbox("4242").unwrap().number, "4242");
     }
 

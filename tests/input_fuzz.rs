@@ -1,7 +1,8 @@
 //! Deterministic mutation fuzzing of everything that reads outside input:
 //! SIP framing and parsing (and the endpoint, registrar and MWI notifier
 //! behind them), SDP offer/answer, RTP, RFC 4733 events, an RTP session fed
-//! datagrams, config.toml, mailbox files, dial plans and uploaded audio.
+//! datagrams, config.toml, mailbox files, dial plans, uploaded audio, state
+//! read back from disk, and HTTP API requests.
 //!
 //! Each target starts from a few valid seed inputs, runs every truncation of
 //! each seed, then a few thousand stacked mutations (bit flips, truncation,
@@ -59,12 +60,18 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// The name of the API target's runtime threads (its blocking pool too):
+/// their panics are recorded in [`API_PANICS`].
+const API_THREAD: &str = "input-fuzz-api";
+static API_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if FUZZING.with(Cell::get) {
+            let api_thread = std::thread::current().name() == Some(API_THREAD);
+            if FUZZING.with(Cell::get) || api_thread {
                 let payload = info.payload();
                 let msg = payload
                     .downcast_ref::<&str>()
@@ -75,7 +82,14 @@ fn install_hook() {
                     .location()
                     .map(|l| format!("{}:{}", l.file(), l.line()))
                     .unwrap_or_default();
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg} at {at}")));
+                let record = format!("{msg} at {at}");
+                if api_thread {
+                    API_PANICS
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(record.clone());
+                }
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(record));
             } else {
                 default(info);
             }
@@ -1682,4 +1696,197 @@ fn presence_state_file() {
         }
         let _ = reg.expire(now + Duration::from_secs(1 << 40));
     });
+}
+
+// ---------------------------------------------------------------------------
+// HTTP API bodies, queries and headers
+// ---------------------------------------------------------------------------
+
+const ADMIN: &str = "0123456789abcdef-admin";
+
+/// One request as `METHOD /path?query`, header lines, a blank line, the
+/// body. The admin token is added unless it has an `Authorization` line.
+fn http_request(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path}\n{headers}\n").into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The API on a real socket, its runtime on one named thread (plus its
+/// blocking pool), fed mutated requests. A handler that panics is recorded
+/// by the hook (the server itself survives it, so the client just sees the
+/// connection drop).
+#[test]
+fn http_api_requests() {
+    install_hook();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(API_THREAD)
+        .build()
+        .unwrap();
+    let config_text = SMALL_CONFIG.replace(
+        "tokens = [{ token = \"change-me-to-a-long-secret\"",
+        &format!("tokens = [{{ token = \"{ADMIN}\""),
+    );
+    let config = std::sync::Arc::new(Config::parse(&config_text, "c").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tone: Vec<i16> = (0..800).map(|i| ((i % 40) * 400 - 8000) as i16).collect();
+    let wav = voxmail::audio::wav::wav_bytes(&tone, 8000).unwrap();
+    let mut failures: Vec<(Vec<u8>, String)> = Vec::new();
+    rt.block_on(async {
+        for m in &config.mailboxes {
+            store
+                .ensure_mailbox(&MailboxId::try_from(m.number.as_str()).unwrap())
+                .unwrap();
+        }
+        let mut w = store
+            .begin_message(NewMessage {
+                mailbox: MailboxId::try_from("1001").unwrap(),
+                caller_number: "+3225550100".into(),
+                caller_name: Some("Bob".into()),
+                called_number: "1001".into(),
+                call_id: "c1".into(),
+                codec: "PCMU".into(),
+                started_at: jiff::Timestamp::now(),
+            })
+            .unwrap();
+        w.write(&tone).unwrap();
+        let id = w.finish(0).unwrap().unwrap().id;
+        let security = voxmail::store::SecurityStore::for_store(&store)
+            .unwrap()
+            .with_hash_params(argon2::Params::new(8, 1, 1, None).unwrap());
+        let state = voxmail::api::ApiState::new(
+            config.clone(),
+            store.clone(),
+            voxmail::notify::EventBus::new(),
+            std::sync::Arc::new(voxmail::api::Metrics::new()),
+        )
+        .unwrap()
+        .with_security(security);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(voxmail::api::serve(listener, state));
+        let http = reqwest::Client::new();
+
+        let msg = format!("/api/v1/mailboxes/1001/messages/{id}");
+        let seeds = vec![
+            http_request(
+                "POST",
+                "/api/v1/mailboxes",
+                "Content-Type: application/json\n",
+                br#"{"number":"3000","pin":"4321","name":"New box","email":"n@example.org","language":"fr","max_messages":5,"max_message_seconds":60,"timezone":"Europe/Paris","shared":true,"members":["1001"],"per_member_read":true,"format":"wav+mp3"}"#,
+            ),
+            http_request(
+                "PATCH",
+                "/api/v1/mailboxes/1001",
+                "Content-Type: application/json\n",
+                br#"{"name":"Alice","pin":"9999","attach_audio":true,"delete_after_email":false,"ask_password":false,"attach_format":"wav","language":null}"#,
+            ),
+            http_request(
+                "PATCH",
+                &msg,
+                "Content-Type: application/json\n",
+                br#"{"folder":"saved","read":true}"#,
+            ),
+            http_request(
+                "GET",
+                &format!("{msg}/audio?format=wav"),
+                "Range: bytes=10-99\n",
+                b"",
+            ),
+            http_request(
+                "GET",
+                "/api/v1/mailboxes/1001/messages?folder=all&limit=10&offset=0&unread=true&voicemail_type=all",
+                "",
+                b"",
+            ),
+            http_request(
+                "GET",
+                "/api/v1/mailboxes/1001",
+                "Authorization: Bearer box-1001-token-0123\n",
+                b"",
+            ),
+            http_request(
+                "POST",
+                "/api/v1/login",
+                "Content-Type: application/json\n",
+                br#"{"mailbox":"1001","pin":"1234"}"#,
+            ),
+            http_request(
+                "PUT",
+                "/api/v1/mailboxes/1001/greetings/unavailable",
+                "Content-Type: audio/wav\n",
+                &wav,
+            ),
+            http_request(
+                "PUT",
+                "/api/v1/audio-messages/welcome-2",
+                "Content-Type: audio/wav\n",
+                &wav,
+            ),
+        ];
+        let send = |raw: Vec<u8>| {
+            let http = http.clone();
+            let base = base.clone();
+            async move {
+                let (head, body) = match raw.windows(2).position(|w| w == b"\n\n") {
+                    Some(p) => (&raw[..p], raw[p + 2..].to_vec()),
+                    None => (&raw[..], Vec::new()),
+                };
+                let head = String::from_utf8_lossy(head);
+                let mut lines = head.lines();
+                let (method, path) = lines.next().unwrap_or("").split_once(' ')?;
+                let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+                let url = reqwest::Url::parse(&format!("{base}{path}")).ok()?;
+                let mut req = http.request(method, url).body(body);
+                // The admin token, unless the request brings its own.
+                if !head.contains("Authorization") {
+                    req = req.bearer_auth(ADMIN);
+                }
+                for l in lines {
+                    if let Some((n, v)) = l.split_once(": ") {
+                        let n = reqwest::header::HeaderName::from_bytes(n.as_bytes()).ok()?;
+                        let v = reqwest::header::HeaderValue::from_str(v).ok()?;
+                        req = req.header(n, v);
+                    }
+                }
+                let resp = req.timeout(Duration::from_secs(10)).send().await.ok()?;
+                let status = resp.status();
+                let _ = resp.bytes().await;
+                Some(status)
+            }
+        };
+        let mut m = Mutator::new(15);
+        let mut inputs: Vec<Vec<u8>> = seeds.clone();
+        for _ in 0..scale(500) {
+            inputs.push(m.mutate(&seeds));
+        }
+        FUZZING.with(|c| c.set(true));
+        for input in inputs {
+            let status = send(input.clone()).await;
+            // Handlers run on this thread (a current-thread runtime) or on
+            // the blocking pool's named threads.
+            let here = LAST_PANIC.with(|p| p.borrow_mut().take());
+            let mut panics: Vec<String> = std::mem::take(
+                &mut *API_PANICS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            panics.extend(here);
+            if let Some(p) = panics.into_iter().next() {
+                failures.push((input, p));
+            } else if status.is_some_and(|s| s.is_server_error()) {
+                failures.push((input, format!("answered {status:?}")));
+            }
+        }
+        FUZZING.with(|c| c.set(false));
+    });
+    if let Some((input, msg)) = failures.iter().min_by_key(|f| f.0.len()) {
+        panic!(
+            "HTTP API: {} requests panicked or got a 5xx; smallest: b\"{}\"\n  -> {msg}",
+            failures.len(),
+            escape(input)
+        );
+    }
 }

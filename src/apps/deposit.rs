@@ -15,7 +15,9 @@
 //!            "saved, goodbye", hang up, Done
 //! ```
 //!
-//! A message shorter than `[voicemail] min_message_seconds` is discarded; a
+//! The silence that ended a recording on the silence timeout is cut but for
+//! a short tail (`media::session::SILENCE_TAIL_KEPT`); a message then
+//! shorter than `[voicemail] min_message_seconds` is discarded; a
 //! caller who hangs up while recording (or reviewing) keeps the message. The
 //! recording streams into the spool and is always finished, so a crash
 //! mid-call loses at most what spool recovery cannot read back.

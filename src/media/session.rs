@@ -32,6 +32,10 @@ pub const FRAME_SAMPLES: usize = 160;
 /// nothing while recording; halves the packets of a deposit.
 pub const RECORDING_KEEPALIVE_TICKS: u32 = 50;
 
+/// Of the silence that ends a recording on the silence timeout, this much
+/// (250 ms) is kept; the rest is cut from the message.
+pub const SILENCE_TAIL_KEPT: u64 = 2000;
+
 /// What was negotiated for the call's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaParams {
@@ -111,6 +115,10 @@ struct Recording {
     options: RecordOptions,
     samples: u64,
     silent_samples: u64,
+    /// The silent samples at the end of what was written (lost packets'
+    /// fill included; ticks without packets are not written, so they are
+    /// counted in `silent_samples` only).
+    silent_written: u64,
     heard_this_tick: bool,
     /// Ticks since silence was last judged (see `on_tick_after`).
     unjudged_ticks: u64,
@@ -337,6 +345,7 @@ impl RtpSession {
             options,
             samples: 0,
             silent_samples: 0,
+            silent_written: 0,
             heard_this_tick: false,
             unjudged_ticks: 0,
         });
@@ -483,14 +492,17 @@ impl RtpSession {
                 }
                 rec.samples += (lost * FRAME_SAMPLES) as u64;
                 rec.silent_samples += (lost * FRAME_SAMPLES) as u64;
+                rec.silent_written += (lost * FRAME_SAMPLES) as u64;
             }
             let result = result.and_then(|_| rec.writer.write(&self.decoded));
             rec.samples += self.decoded.len() as u64;
             let level = mean_abs(&self.decoded);
             if level < rec.options.silence_threshold as u32 {
                 rec.silent_samples += self.decoded.len() as u64;
+                rec.silent_written += self.decoded.len() as u64;
             } else {
                 rec.silent_samples = 0;
+                rec.silent_written = 0;
             }
             let reason = if result.is_err() {
                 Some(StopReason::WriteError)
@@ -516,6 +528,10 @@ impl RtpSession {
             rec.heard_this_tick = false;
             let timeout = rec.options.silence_timeout_samples;
             if timeout > 0 && rec.silent_samples >= timeout {
+                // The silence that ended the message is not part of it
+                // (but for a short tail, so that it does not end clipped).
+                rec.writer
+                    .drop_tail(rec.silent_written.saturating_sub(SILENCE_TAIL_KEPT));
                 self.stop_recording(StopReason::Silence, events);
             }
         }

@@ -400,6 +400,7 @@ impl Store {
                 wav_path,
                 sidecar_path,
                 samples: 0,
+                tail_dropped: false,
             });
         }
         Err(StoreError::IdExhausted)

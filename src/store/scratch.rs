@@ -72,6 +72,7 @@ impl Store {
                 wav: Some(wav),
                 wav_path,
                 samples: 0,
+                tail_dropped: false,
             });
         }
         Err(StoreError::IdExhausted)
@@ -125,7 +126,7 @@ impl MessageWriter {
             samples: Vec::new(),
             installed: false,
         };
-        wav.finalize(&rec.path)?;
+        wav.finalize(&rec.path, self.samples)?;
         let mut reader = hound::WavReader::open(&rec.path).map_err(|e| wav_err(&rec.path, e))?;
         if reader.spec() != SPEC {
             return Err(wav_err(

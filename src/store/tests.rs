@@ -92,6 +92,36 @@ fn write_finish_list_round_trip() {
 }
 
 #[test]
+fn a_dropped_tail_is_cut_from_the_file_whether_buffered_or_written() {
+    let (_d, store) = store();
+    // 1,000 samples, all still buffered; then 20,000, mostly on disk.
+    for (total, drop) in [(1_000u64, 400u64), (20_000, 12_000)] {
+        let mut w = store.begin_message(new_msg("1001")).unwrap();
+        let audio = frame(total as usize);
+        w.write(&audio).unwrap();
+        w.drop_tail(drop);
+        assert_eq!(w.samples_written(), total - drop);
+        assert!(matches!(w.write(&frame(160)), Err(StoreError::Closed)));
+        let id = w.id().clone();
+        let meta = w.finish(0).unwrap().unwrap();
+        assert_eq!(meta.duration_seconds, (total - drop) as f64 / 8000.0);
+        let path = store
+            .message_audio_path(&mb("1001"), Folder::Inbox, &id)
+            .unwrap();
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let kept: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(kept, &audio[..(total - drop) as usize]);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 44 + 2 * (total - drop));
+    }
+    // What is left after the cut is judged against the minimum.
+    let mut w = store.begin_message(new_msg("1001")).unwrap();
+    w.write(&frame(10_000)).unwrap();
+    w.drop_tail(9_000);
+    assert!(w.finish(8_000).unwrap().is_none());
+    assert!(spool_names(&store).is_empty());
+}
+
+#[test]
 fn short_message_is_discarded_without_leftovers() {
     let (_d, store) = store();
     let mut w = store.begin_message(new_msg("1001")).unwrap();

@@ -109,9 +109,23 @@ impl SpoolWav {
         Ok(())
     }
 
-    /// Writes what is buffered and the final lengths, and syncs the file.
-    pub(super) fn finalize(mut self, path: &Path) -> Result<(), StoreError> {
-        self.flush(path)?;
+    /// Writes what is buffered, cuts the audio to `keep_samples` if it is
+    /// longer ([`MessageWriter::drop_tail`]), writes the final lengths, and
+    /// syncs the file.
+    pub(super) fn finalize(mut self, path: &Path, keep_samples: u64) -> Result<(), StoreError> {
+        let keep_bytes = keep_samples.saturating_mul(2);
+        if let Some(buffered) = keep_bytes.checked_sub(self.data_bytes) {
+            self.buf
+                .truncate(usize::try_from(buffered).unwrap_or(usize::MAX));
+            self.flush(path)?;
+        } else {
+            // What goes is partly on disk already.
+            self.buf.clear();
+            self.file
+                .set_len(44 + keep_bytes)
+                .map_err(|e| io_err(path, e))?;
+            self.data_bytes = keep_bytes;
+        }
         let data = u32::try_from(self.data_bytes).map_err(|_| StoreError::TooLong {
             max_samples: MAX_SAMPLES,
         })?;
@@ -137,6 +151,8 @@ pub struct MessageWriter {
     pub(super) wav_path: PathBuf,
     pub(super) sidecar_path: PathBuf,
     pub(super) samples: u64,
+    /// Set by [`MessageWriter::drop_tail`]: nothing more is written.
+    pub(super) tail_dropped: bool,
 }
 
 impl std::fmt::Debug for MessageWriter {
@@ -157,6 +173,9 @@ impl MessageWriter {
 
     /// Appends 8 kHz mono samples.
     pub fn write(&mut self, samples: &[i16]) -> Result<(), StoreError> {
+        if self.tail_dropped {
+            return Err(StoreError::Closed);
+        }
         if self.samples + samples.len() as u64 > MAX_SAMPLES {
             return Err(StoreError::TooLong {
                 max_samples: MAX_SAMPLES,
@@ -176,6 +195,16 @@ impl MessageWriter {
         self.samples
     }
 
+    /// Leaves the last `samples` out of the recording (the silence that
+    /// ended it), as Asterisk does with the silence that stopped a
+    /// recording, so that `finish`'s minimum length judges what was said.
+    /// No I/O here (the media thread calls it): `finish` cuts the file.
+    /// Ends the recording: later writes fail.
+    pub fn drop_tail(&mut self, samples: u64) {
+        self.samples = self.samples.saturating_sub(samples);
+        self.tail_dropped = true;
+    }
+
     /// Delivers the recording to the mailbox's inbox, or discards it (and
     /// returns `Ok(None)`) if it holds fewer than `min_samples`.
     ///
@@ -191,7 +220,7 @@ impl MessageWriter {
         let Some(wav) = self.wav.take() else {
             return Err(StoreError::Closed);
         };
-        wav.finalize(&self.wav_path)?;
+        wav.finalize(&self.wav_path, self.samples)?;
         // The box's format now (it may have changed while recording).
         let format = self.store.storage_format(&self.new.mailbox);
         let meta = self.store.deliver(

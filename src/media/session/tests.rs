@@ -806,3 +806,80 @@ fn no_media_timeout_on_hold_or_when_off() {
     held.on_tick(&mut ev);
     assert_eq!(timeouts(&ev), [Duration::from_secs(1)]);
 }
+
+/// `loud` then `quiet` 20 ms packets, one a tick, recorded with a 1 s
+/// silence timeout; then `idle` ticks without packets. Returns the
+/// stopped writer and why it stopped.
+fn record_with_silence_timeout(
+    dir: &std::path::Path,
+    loud: u16,
+    quiet: u16,
+    idle: u16,
+) -> (MessageWriter, StopReason) {
+    let (_store, w) = writer(dir);
+    let mut s = RtpSession::new(Some(params()));
+    let mut ev = Vec::new();
+    let opts = RecordOptions {
+        silence_timeout_samples: 8000,
+        ..options()
+    };
+    s.start_recording(w, opts, &mut ev);
+    let from: SocketAddr = "127.0.0.1:7010".parse().unwrap();
+    let quiet_frame = vec![0xFFu8; FRAME_SAMPLES]; // µ-law digital silence
+    for seq in 0..loud + quiet {
+        let payload = if seq < loud {
+            loud_frame()
+        } else {
+            quiet_frame.clone()
+        };
+        let p = rtp(0, seq, u32::from(seq) * 160, false, &payload);
+        s.on_datagram(from, &p, Instant::now(), &mut ev);
+        s.on_tick(&mut ev);
+    }
+    for _ in 0..idle {
+        s.on_tick(&mut ev);
+    }
+    ev.into_iter()
+        .find_map(|e| match e {
+            SessionEvent::RecordingStopped { writer, reason } => Some((writer, reason)),
+            _ => None,
+        })
+        .expect("the recording stopped")
+}
+
+#[test]
+fn the_silence_that_ends_a_recording_is_cut_but_a_short_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 s of speech, then silent packets until the 1 s timeout.
+    let (w, reason) = record_with_silence_timeout(dir.path(), 50, 60, 0);
+    assert_eq!(reason, StopReason::Silence);
+    assert_eq!(w.samples_written(), 8000 + SILENCE_TAIL_KEPT);
+    let meta = w.finish(0).unwrap().unwrap();
+    let reader = hound::WavReader::open(
+        dir.path()
+            .join("mailboxes/1001/inbox")
+            .join(format!("{}.wav", meta.id)),
+    )
+    .unwrap();
+    assert_eq!(u64::from(reader.len()), 8000 + SILENCE_TAIL_KEPT);
+
+    // A phone that suppresses silence sends nothing: nothing silent was
+    // written, so nothing is cut.
+    let (w, reason) = record_with_silence_timeout(dir.path(), 50, 0, 60);
+    assert_eq!(reason, StopReason::Silence);
+    assert_eq!(w.samples_written(), 8000);
+    w.discard().unwrap();
+}
+
+#[test]
+fn a_recording_of_nothing_but_silence_is_too_short_to_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    // Silent packets only: the timeout ends it after 1 s, 0.25 s is left,
+    // under a 1 s minimum, so no message.
+    let (w, reason) = record_with_silence_timeout(dir.path(), 0, 60, 0);
+    assert_eq!(reason, StopReason::Silence);
+    assert_eq!(w.samples_written(), SILENCE_TAIL_KEPT);
+    assert!(w.finish(8000).unwrap().is_none());
+    let inbox = dir.path().join("mailboxes/1001/inbox");
+    assert_eq!(std::fs::read_dir(&inbox).map(|d| d.count()).unwrap_or(0), 0);
+}

@@ -279,9 +279,36 @@ fn silence_timeout_ends_recording() {
     let pcap = lead_speech_tail_pcap(media.path(), 20);
     let config = server::config_with_value("silence_timeout_seconds", "2");
     let (run, _server) = deposit_until_server_hangs_up(&config, data.path(), &pcap);
-    // Speech (4 s) plus at most the 2 s of silence that ended it (and the
-    // silence sent between the beep and the speech).
-    one_pcmu_speech_message(data.path(), &run, 2.0);
+    // The speech, with the silence sent between the beep and the speech,
+    // and of the 2 s of silence that ended it only a 0.25 s tail.
+    one_pcmu_speech_message(data.path(), &run, 0.0);
+}
+
+/// A caller who says nothing: silence frames until the 2 s timeout. What
+/// is left once that silence is cut is under `min_message_seconds` (1 s),
+/// so the box stays empty, as with Asterisk's `maxsilence` and `minsecs`.
+#[test]
+fn silence_only_leaves_no_message() {
+    let data = data_dir_with_greeting("1001");
+    let media = tempdir("voxmail-media-");
+    let mut s = RtpStream::new(0x5eed_0000, 11, 160_000);
+    s.audio(0, &vec![ULAW_SILENCE; 20 * 8000], ULAW_SILENCE);
+    let pcap = media.path().join("silence.pcap");
+    s.write_pcap(&pcap);
+    let config = server::config_with_value("silence_timeout_seconds", "2");
+    let (_run, server) = deposit_until_server_hangs_up(&config, data.path(), &pcap);
+    // The message is judged before the goodbye and the BYE.
+    assert!(
+        store::inbox_files(data.path(), "1001").is_empty(),
+        "{:?}",
+        store::inbox_files(data.path(), "1001")
+    );
+    assert_eq!(
+        server.count_log_lines(|l| l.contains("message too short, discarded")),
+        1,
+        "{}",
+        server.log()
+    );
 }
 
 /// 1.2 s of silence frames (the greeting plays), the speech, then

@@ -4,8 +4,9 @@
 //! ```text
 //! full?      a maximum is set and inbox + old >= it (every box) → "mailbox full", Full
 //! greeting   active temporary greeting, else the box's greeting of the kind asked
-//!            (busy falls back to unavailable), else the generated "the person at
-//!            extension 1 0 0 1 is not available / is busy …"; a personal greeting
+//!            (busy falls back to unavailable), else the generated "<the box's
+//!            recorded name> is not available / is busy …" (without a name "the
+//!            person at extension 1 0 0 1 …"); a personal greeting
 //!            is followed by the instructions unless the box skips them
 //!            # → beep at once · 0 → Operator (if set) · * → Retrieval (if set)
 //! record     after the beep; ends on #, hang-up, the maximum length or silence
@@ -404,7 +405,11 @@ impl<C: CallApi> Deposit<'_, '_, C> {
                 }
             };
             let candidates = temp.then_some(GreetingKind::Temporary).into_iter();
-            for k in candidates.chain(kinds.iter().copied()) {
+            // The recorded name last: it only stands in for the digits.
+            for k in candidates
+                .chain(kinds.iter().copied())
+                .chain([GreetingKind::Name])
+            {
                 match store.greeting_pcm(&id, k) {
                     Ok(Some(pcm)) if !pcm.is_empty() => return Ok(Some((k, pcm))),
                     Ok(_) => {}
@@ -417,25 +422,32 @@ impl<C: CallApi> Deposit<'_, '_, C> {
         })
         .await
         .unwrap_or(None);
-        if let Some((k, pcm)) = recorded {
-            tracing::debug!(mailbox = %mailbox, greeting = k.file_stem(), "playing a recorded greeting");
-            return Greeting {
-                audio: vec![pcm],
-                personal: true,
-            };
-        }
-        let audio = match kind {
-            GreetingKind::Busy => {
+        let name = match recorded {
+            Some((GreetingKind::Name, pcm)) => Some(pcm),
+            Some((k, pcm)) => {
+                tracing::debug!(mailbox = %mailbox, greeting = k.file_stem(), "playing a recorded greeting");
+                return Greeting {
+                    audio: vec![pcm],
+                    personal: true,
+                };
+            }
+            None => None,
+        };
+        // Generated: "<the box's recorded name> is not available / is
+        // busy…", as Asterisk says it, or without a name "The person at
+        // extension 1 0 0 1 …".
+        let mut audio = match name {
+            Some(pcm) => vec![pcm],
+            None => {
                 let mut out = self.prompt(&["vm-person"]);
                 out.extend(self.ctx.prompts.digits(&self.lang, mailbox.as_str()));
-                out.extend(self.prompt(&["vm-busy"]));
                 out
             }
-            _ => self
-                .ctx
-                .prompts
-                .unavailable_greeting(&self.lang, mailbox.as_str()),
         };
+        audio.extend(self.prompt(&[match kind {
+            GreetingKind::Busy => "vm-busy",
+            _ => "vm-unavailable",
+        }]));
         Greeting {
             audio,
             personal: false,
@@ -995,6 +1007,30 @@ name = "Carmen"
         let (_, call) = f.call(&skip, vec![speak(2.0), keys("#")]).await;
         assert_eq!(&call.played()[..6], &strs(&DEFAULT_1001)[..]);
         assert!(!call.played().contains(&"vm-instructions".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_recorded_name_stands_in_for_the_digits_of_the_generated_greeting() {
+        let f = fx();
+        f.greeting("1001", GreetingKind::Name, 600);
+        let (_, call) = f
+            .call(&target(&["1001"]), vec![speak(2.0), keys("#")])
+            .await;
+        assert_eq!(
+            &call.played()[..3],
+            &[audio(600), "vm-unavailable".into(), beep()]
+        );
+        let mut busy = target(&["1001"]);
+        busy.greeting = Some(GreetingKind::Busy);
+        let (_, call) = f.call(&busy, vec![speak(2.0), keys("#")]).await;
+        assert_eq!(&call.played()[..2], &[audio(600), "vm-busy".into()]);
+        // A recorded greeting still wins over the name.
+        f.greeting("1001", GreetingKind::Unavailable, 800);
+        let (_, call) = f
+            .call(&target(&["1001"]), vec![speak(2.0), keys("#")])
+            .await;
+        assert_eq!(call.played()[0], audio(800));
+        assert!(!call.played().contains(&audio(600)));
     }
 
     #[tokio::test]

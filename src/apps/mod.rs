@@ -28,7 +28,8 @@ pub struct Route {
     pub entry: RouteMatch,
     /// Who called, for `*98` (the caller's own box).
     pub caller_box: Option<String>,
-    /// The caller is that box's own phone, registered with digest auth.
+    /// The caller is that box's owner: its phone registered with digest
+    /// auth, or a call from a `[login] trusted_networks` network.
     pub trusted: bool,
 }
 

@@ -17,9 +17,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::source::LineIndex;
 use super::{
     ApiToken, Config, ConfigError, ConfigErrors, DEFAULT_EMAIL_BODY, DEFAULT_EMAIL_SUBJECT,
-    EMAIL_PLACEHOLDERS, HttpConfig, LANGUAGES, MIN_TOKEN_LEN, MailboxConfig, MwiConfig,
-    PromptConfig, RtpConfig, SipConfig, SmtpConfig, StorageConfig, TokenScope, VoicemailConfig,
-    WebhookConfig,
+    EMAIL_PLACEHOLDERS, HttpConfig, LANGUAGES, LoginConfig, MIN_TOKEN_LEN, MailboxConfig,
+    MwiConfig, Network, PromptConfig, RtpConfig, SipConfig, SmtpConfig, StorageConfig, TokenScope,
+    VoicemailConfig, WebhookConfig,
 };
 use crate::audio::{AudioFormat, StorageFormat};
 use crate::sip::registrar::DigestAlgorithm;
@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "storage",
     "prompts",
     "voicemail",
+    "login",
     "mailbox",
     "http",
     "smtp",
@@ -47,6 +48,9 @@ const RTP_KEYS: &[&str] = &[
 ];
 const STORAGE_KEYS: &[&str] = &["data_dir"];
 const PROMPTS_KEYS: &[&str] = &["dir", "default_language"];
+const LOGIN_KEYS: &[&str] = &["lockout_failures", "lockout_minutes", "trusted_networks"];
+/// A week: a longer lockout is a typo, and locks the owner out too.
+const MAX_LOCKOUT_MINUTES: u32 = 10_080;
 const VOICEMAIL_KEYS: &[&str] = &[
     "max_message_seconds",
     "min_message_seconds",
@@ -244,6 +248,10 @@ impl Checker<'_> {
             voicemail: self
                 .section(root, "voicemail", "[voicemail]", VOICEMAIL_KEYS)
                 .map(|s| self.voicemail(&s))
+                .unwrap_or_default(),
+            login: self
+                .section(root, "login", "[login]", LOGIN_KEYS)
+                .map(|s| self.login(&s))
                 .unwrap_or_default(),
             mailboxes: Vec::new(),
             http: HttpConfig::default(),
@@ -479,6 +487,64 @@ impl Checker<'_> {
             default_language: self
                 .language(s, "default_language")
                 .unwrap_or(d.default_language),
+        }
+    }
+
+    fn login(&mut self, s: &Section<'_, '_>) -> LoginConfig {
+        let d = LoginConfig::default();
+        let lockout_minutes = match self.value::<u32>(s, "lockout_minutes") {
+            Some((v, span)) if v == 0 || v > MAX_LOCKOUT_MINUTES => {
+                self.error(
+                    span,
+                    format!(
+                        "`lockout_minutes` in [login]: {v} is out of range, expected 1 to \
+                         {MAX_LOCKOUT_MINUTES} (lockout_failures = 0 turns the lockout off)"
+                    ),
+                );
+                d.lockout_minutes
+            }
+            Some((v, _)) => v,
+            None => d.lockout_minutes,
+        };
+        let mut trusted_networks = Vec::new();
+        if let Some(value) = s.get("trusted_networks") {
+            match value.get_ref() {
+                DeValue::Array(entries) => {
+                    for entry in entries.iter() {
+                        let DeValue::String(text) = entry.get_ref() else {
+                            self.error(
+                                entry.span(),
+                                format!(
+                                    "`trusted_networks` in [login]: expected a string like \
+                                     \"192.168.1.0/24\", found {}",
+                                    entry.get_ref().type_str()
+                                ),
+                            );
+                            continue;
+                        };
+                        match text.parse::<Network>() {
+                            Ok(n) => trusted_networks.push(n),
+                            Err(e) => self
+                                .error(entry.span(), format!("`trusted_networks` in [login]: {e}")),
+                        }
+                    }
+                }
+                other => self.error(
+                    value.span(),
+                    format!(
+                        "`trusted_networks` in [login] must be an array like \
+                         [\"192.168.1.0/24\"], found {}",
+                        other.type_str()
+                    ),
+                ),
+            }
+        }
+        LoginConfig {
+            lockout_failures: self
+                .value(s, "lockout_failures")
+                .map_or(d.lockout_failures, |(v, _)| v),
+            lockout_minutes,
+            trusted_networks,
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod check;
 pub mod mailbox_file;
+pub mod network;
 pub(crate) mod source;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,7 @@ use crate::sip::registrar::DigestAlgorithm;
 
 pub use check::is_pin_hash;
 pub use mailbox_file::{MAILBOX_FILE_SECTION, parse_mailbox_file, render_mailbox_file};
+pub use network::Network;
 
 /// The shipped `config.toml`, used when `voxmail run` gets no `--config`.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
@@ -35,6 +37,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub prompts: PromptConfig,
     pub voicemail: VoicemailConfig,
+    pub login: LoginConfig,
     /// `[[mailbox]]` entries in file order; numbers are unique.
     pub mailboxes: Vec<MailboxConfig>,
     pub http: HttpConfig,
@@ -173,6 +176,31 @@ impl Default for VoicemailConfig {
             min_message_seconds: 1.0,
             silence_timeout_seconds: 10,
             silence_threshold: 200,
+        }
+    }
+}
+
+/// `[login]`: logging in to a box by phone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginConfig {
+    /// Consecutive wrong PINs, across calls, that lock a box (0: never).
+    pub lockout_failures: u32,
+    /// How long a locked box stays locked; 1..=10080 (a week).
+    pub lockout_minutes: u32,
+    /// Calls from these networks are trusted to name their caller: on
+    /// `*98`, a box with `ask_password = false` whose number is the caller
+    /// id skips the PIN, as for its own registered phone. Only for
+    /// networks whose caller ids you trust (a PBX, a LAN), never the
+    /// internet: a From header is easy to forge.
+    pub trusted_networks: Vec<Network>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -666,6 +694,42 @@ mod tests {
         let copy = edited.clone();
         assert_eq!(copy, edited);
         assert_eq!(copy.mailbox("4242").unwrap().number, "4242");
+    }
+
+    #[test]
+    fn login_lockout_and_trusted_networks() {
+        let d = ok("");
+        assert_eq!(d.login, LoginConfig::default());
+        assert_eq!((d.login.lockout_failures, d.login.lockout_minutes), (5, 15));
+        let c = ok("[login]\nlockout_failures = 0\nlockout_minutes = 60\n\
+                    trusted_networks = [\"192.168.1.0/24\", \"10.1.2.3\", \"2001:db8::/32\"]\n");
+        assert_eq!(c.login.lockout_failures, 0);
+        assert_eq!(c.login.lockout_minutes, 60);
+        assert_eq!(c.login.trusted_networks.len(), 3);
+        assert!(c.login.trusted_networks[0].contains("192.168.1.9".parse().unwrap()));
+        assert_eq!(
+            one_error("[login]\nlockout_minutes = 0\n", "expected 1 to 10080"),
+            2
+        );
+        one_error("[login]\nlockout_minutes = 20000\n", "out of range");
+        one_error("[login]\nlockout_failures = -1\n", "lockout_failures");
+        assert_eq!(
+            one_error(
+                "[login]\ntrusted_networks = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n]\n",
+                "write 10.0.0.0/8"
+            ),
+            4
+        );
+        one_error(
+            "[login]\ntrusted_networks = \"10.0.0.0/8\"\n",
+            "must be an array",
+        );
+        one_error("[login]\ntrusted_networks = [8]\n", "expected a string");
+        one_error(
+            "[login]\ntrusted_networks = [\"lan\"]\n",
+            "not an IP address",
+        );
+        one_error("[login]\ntrusted = true\n", "trusted");
     }
 
     #[test]

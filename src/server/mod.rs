@@ -21,6 +21,7 @@ use crate::media::tone;
 use crate::notify::{EventBus, Notifier};
 use crate::prompts::{Pcm, PromptCache};
 use crate::sip::transport::SipTransport;
+use crate::store::security::LockoutPolicy;
 use crate::store::{MailboxDirectory, MailboxId, SecurityStore, Store};
 
 /// What every call's application needs, shared.
@@ -127,7 +128,12 @@ pub async fn run(config: Config, http_listen: Option<SocketAddr>) -> anyhow::Res
         anyhow::anyhow!("invalid dial plan:\n{}", dialplan::format_errors(&errors))
     })?;
     let plan = Arc::new(DialPlanHandle::new(plan));
-    let security = SecurityStore::for_store(&store).context("opening the PIN store")?;
+    let security = SecurityStore::for_store(&store)
+        .context("opening the PIN store")?
+        .with_policy(LockoutPolicy {
+            max_failures: config.login.lockout_failures,
+            lockout: jiff::SignedDuration::from_mins(i64::from(config.login.lockout_minutes)),
+        });
     let events = EventBus::new();
     let shared = mailboxes.clone();
     events.set_shared_boxes(Arc::new(move |b: &str| {

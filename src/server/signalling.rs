@@ -412,11 +412,21 @@ impl Signalling {
             }
         }
         // *98 finds the caller's own box: the registered (authenticated)
-        // user this call comes from, else the caller id if it is a box.
+        // user this call comes from, else the caller id if it is a box. The
+        // caller is trusted to be that box's owner when it is registered,
+        // or when it calls from a `[login] trusted_networks` network.
         let registered = self
             .presence
             .caller_mailbox_for(peer.remote, req.from_user.as_deref());
-        let trusted = registered.is_some();
+        let trusted = registered.is_some()
+            || self
+                .ctx
+                .mailboxes
+                .config()
+                .login
+                .trusted_networks
+                .iter()
+                .any(|n| n.contains(peer.remote.ip()));
         let caller_box = registered.or_else(|| self.ctx.mailboxes.get(&caller).map(|m| m.number));
         let route = apps::Route {
             plan,

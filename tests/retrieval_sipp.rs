@@ -23,7 +23,7 @@ use std::time::Duration;
 use common::audio::{self, ULAW_SILENCE};
 use common::pcap::RtpStream;
 use common::rtp_sniff::{self, RtpSniffer, Sniffed};
-use common::server::Server;
+use common::server::{self, Server};
 use common::sipp::{self, SippOpts, SippRun};
 use common::store;
 
@@ -375,6 +375,48 @@ fn sip_info_login_listen_delete() {
     assert_log_mentions(&server, &["voicemail login", "deleted by phone"]);
 }
 
+/// `*98` from box 1001's caller id on a `[login] trusted_networks` network
+/// (loopback here), the box set to `ask_password = false`: no PIN is
+/// asked, so `1` at once plays the first message (were the PIN asked, `1`
+/// would start it and nothing would play); 7 deletes it, `#` leaves.
+#[test]
+fn trusted_network_star98_skips_the_pin() {
+    common::require_root();
+    let data = seeded_data();
+    let other_before = file_bytes(data.path(), "inbox", OTHER);
+    let config = server::config_with_lines(
+        &server::config_with_lines(
+            &server::shipped_config(),
+            "login",
+            "trusted_networks = [\"127.0.0.0/8\"]",
+        ),
+        "[mailbox]",
+        "ask_password = false",
+    );
+    let mut server = Server::start(&config, data.path());
+    let media = tempdir("voxmail-media-");
+    let pcap = keys_pcap(
+        media.path(),
+        "trusted.pcap",
+        &[(4_000, "1"), (12_000, "7"), (14_500, "#")],
+        false,
+    );
+    let opts = SippOpts::new("*98")
+        .file("media.pcap", &pcap)
+        .key("caller", BOX)
+        .timeout(Duration::from_secs(60));
+    let res = run_call(&server, "retrieval_rfc4733.xml", opts);
+    res.run.assert_success();
+    server.assert_running();
+    server_bye(&res.run);
+    assert_message_audio_arrived(&res);
+    assert_deleted_only_the_heard_one(data.path(), res.seen_in_old, &other_before);
+    assert_log_mentions(
+        &server,
+        &["trusted caller: no PIN asked", "deleted by phone"],
+    );
+}
+
 /// Three wrong PINs (RFC 4733): "login incorrect" each time, then the
 /// server hangs up (BYE). Nothing in the box changed.
 #[test]
@@ -413,6 +455,43 @@ fn three_wrong_pins_end_the_call() {
     for (id, b) in [HEARD, OTHER].iter().zip(&before) {
         assert!(file_bytes(data.path(), "inbox", id) == *b, "{id} changed");
     }
+}
+
+/// `[login] lockout_failures = 2`: the second wrong PIN locks the box
+/// ("locked", BYE) where the default (5) would have asked a third time.
+#[test]
+fn a_configured_lockout_locks_after_its_count() {
+    common::require_root();
+    let data = seeded_data();
+    let config = server::config_with_value_in(
+        &server::config_with_value("lockout_failures", "2"),
+        "lockout_minutes",
+        "1",
+    );
+    let mut server = Server::start(&config, data.path());
+    let media = tempdir("voxmail-media-");
+    let pcap = keys_pcap(
+        media.path(),
+        "lockout.pcap",
+        &[(1_500, "1111#"), (7_000, "2222#"), (12_500, "1234#")],
+        false,
+    );
+    let opts = SippOpts::new(&format!("*99{BOX}"))
+        .file("media.pcap", &pcap)
+        .key("caller", "5551234")
+        .timeout(Duration::from_secs(60));
+    let res = run_call(&server, "retrieval_rfc4733.xml", opts);
+    res.run.assert_success();
+    server.assert_running();
+    server_bye(&res.run);
+    let locked = server.count_log_lines(|l| l.contains("mailbox locked after repeated wrong PINs"));
+    assert_eq!(locked, 1, "{}", server.log());
+    assert_eq!(
+        server.count_log_lines(|l| l.contains("wrong voicemail PIN")),
+        2
+    );
+    assert_eq!(server.count_log_lines(|l| l.contains("voicemail login")), 0);
+    assert!(!res.seen_in_old);
 }
 
 /// A caller who knows the PIN types it while "password" is still being

@@ -222,7 +222,8 @@ pub struct MailboxConfig {
     /// Remove the message once its email was sent (default false; needs
     /// `email`).
     pub delete_after_email: bool,
-    /// IANA time zone name for dates in emails; "UTC" by default.
+    /// IANA time zone name for the dates this box's owner reads in emails
+    /// and hears by phone; "UTC" by default (there is no global zone).
     pub timezone: String,
     /// false: `*98` from the box's own registered (digest-authenticated)
     /// phone skips the PIN, like Wazo's option; `*99` always asks.
@@ -279,6 +280,16 @@ impl MailboxConfig {
     /// member of a shared box.
     pub fn admits(&self, member: &str) -> bool {
         self.number == member || (self.shared && self.members.iter().any(|m| m == member))
+    }
+
+    /// The zone `timezone` names. Config checking refuses an unknown name,
+    /// so the UTC fallback only catches a box built by hand (or a system
+    /// time zone database that lost the zone since).
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.timezone).unwrap_or_else(|e| {
+            tracing::warn!(mailbox = %self.number, timezone = %self.timezone, error = %e, "unknown time zone; using UTC");
+            jiff::tz::TimeZone::UTC
+        })
     }
 }
 

@@ -8,6 +8,7 @@
 //! which locks the box after repeated failures.
 
 use crate::call::CallApi;
+use crate::config::MailboxConfig;
 use crate::store::MailboxId;
 use crate::store::security::PinCheck;
 
@@ -28,7 +29,7 @@ impl<C: CallApi> Session<'_, '_, C> {
         if trusted && let Some(number) = &fixed {
             let mb = known(number).expect("checked above");
             tracing::info!(mailbox = %number, "trusted caller: no PIN asked");
-            self.enter(number, mb.pin.clone(), config.mailbox_language(mb));
+            self.enter(number, mb);
             return Ok(());
         }
 
@@ -75,7 +76,7 @@ impl<C: CallApi> Session<'_, '_, C> {
                     match checked {
                         Ok(PinCheck::Accepted) => {
                             tracing::info!(mailbox = %number, "voicemail login");
-                            self.enter(number, mb.pin.clone(), config.mailbox_language(mb));
+                            self.enter(number, mb);
                             return Ok(());
                         }
                         Ok(PinCheck::Rejected {
@@ -130,11 +131,13 @@ impl<C: CallApi> Session<'_, '_, C> {
         Ok(())
     }
 
-    fn enter(&mut self, number: &str, config_pin: String, lang: &str) {
-        self.lang = lang.to_owned();
+    /// Logged in: from now on the box's language and time zone.
+    fn enter(&mut self, number: &str, mb: &MailboxConfig) {
+        self.lang = self.ctx.config.mailbox_language(mb).to_owned();
+        self.tz = mb.time_zone();
         self.mailbox = Some(LoggedIn {
             id: MailboxId::try_from(number).expect("validated by the caller"),
-            config_pin,
+            config_pin: mb.pin.clone(),
         });
     }
 }

@@ -403,13 +403,11 @@ impl<C: CallApi> Session<'_, '_, C> {
         self.say_names(&["vm-saved"]).await
     }
 
-    /// 3: when it came (in the box's time zone), from whom, how long.
+    /// 3: when it came (in the logged-in owner's time zone), from whom, how
+    /// long.
     async fn envelope(&mut self, index: usize) -> Step<()> {
         let meta = &self.view().entries[index].meta;
-        let received = meta
-            .received_at
-            .to_zoned(self.ctx.time_zone.clone())
-            .datetime();
+        let received = meta.received_at.to_zoned(self.tz.clone()).datetime();
         let names = say::envelope_names(
             &self.lang,
             received,

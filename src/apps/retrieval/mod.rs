@@ -139,9 +139,6 @@ pub struct RetrievalContext<'a> {
     /// Played before every recording.
     pub beep: Pcm,
     pub security: SecurityStore,
-    /// The zone envelope dates and greeting end dates are said in (UTC
-    /// until the config grows a time zone per box).
-    pub time_zone: TimeZone,
     pub clock: Clock,
     pub options: RetrievalOptions,
     /// Where message changes made by phone are announced (heard and saved:
@@ -151,7 +148,7 @@ pub struct RetrievalContext<'a> {
 }
 
 impl<'a> RetrievalContext<'a> {
-    /// A context with UTC, the system clock and the default options.
+    /// A context with the system clock and the default options.
     pub fn new(
         config: &'a Config,
         store: Store,
@@ -165,16 +162,10 @@ impl<'a> RetrievalContext<'a> {
             prompts,
             beep,
             security,
-            time_zone: TimeZone::UTC,
             clock: Arc::new(Timestamp::now),
             options: RetrievalOptions::default(),
             events: None,
         }
-    }
-
-    pub fn with_time_zone(mut self, time_zone: TimeZone) -> RetrievalContext<'a> {
-        self.time_zone = time_zone;
-        self
     }
 
     pub fn with_clock(
@@ -221,6 +212,7 @@ pub async fn run<C: CallApi>(
         call,
         ctx,
         lang,
+        tz: TimeZone::UTC,
         pending: None,
         mailbox: None,
         home: None,
@@ -301,6 +293,10 @@ struct Session<'x, 'a, C: CallApi> {
     call: &'x mut C,
     ctx: &'x RetrievalContext<'a>,
     lang: String,
+    /// The zone dates are said in (envelopes, a temporary greeting's end):
+    /// the logged-in box's `timezone`. Stays the caller's own box's on a
+    /// shared box, like the language. Nothing before login says a date.
+    tz: TimeZone,
     /// A key that stopped an announcement: it answers the next question.
     pending: Option<char>,
     mailbox: Option<LoggedIn>,

@@ -76,7 +76,7 @@ impl<C: CallApi> Session<'_, '_, C> {
         expires
             .checked_sub(SignedDuration::from_nanos(1))
             .unwrap_or(expires)
-            .to_zoned(self.ctx.time_zone.clone())
+            .to_zoned(self.tz.clone())
             .date()
     }
 
@@ -237,11 +237,11 @@ impl<C: CallApi> Session<'_, '_, C> {
         };
         // Active today and the next days-1 days: it ends at the start of
         // day `today + days` in the box's zone.
-        let now = self.ctx.now().to_zoned(self.ctx.time_zone.clone());
+        let now = self.ctx.now().to_zoned(self.tz.clone());
         let expires = now
             .date()
             .checked_add(jiff::Span::new().days(i64::from(days)))
-            .and_then(|d| d.to_zoned(self.ctx.time_zone.clone()))
+            .and_then(|d| d.to_zoned(self.tz.clone()))
             .map(|z| z.timestamp());
         let Ok(expires) = expires else {
             return self.say_names(&["vm-error"]).await;

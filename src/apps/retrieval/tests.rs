@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Params;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use super::*;
 use crate::call::fake::{Action, FakeCall, Input};
@@ -55,7 +54,6 @@ struct Fx {
     store: Store,
     security: SecurityStore,
     clock: Arc<Mutex<Timestamp>>,
-    tz: TimeZone,
 }
 
 fn fx() -> Fx {
@@ -67,7 +65,6 @@ fn fx() -> Fx {
         store,
         security,
         clock: Arc::new(Mutex::new("2026-03-10T09:30:00Z".parse().unwrap())),
-        tz: TimeZone::UTC,
         dir,
     }
 }
@@ -90,8 +87,14 @@ impl Fx {
             Pcm::from(crate::media::tone::beep()),
             self.security.clone(),
         )
-        .with_time_zone(self.tz.clone())
         .with_clock(move || *clock.lock().unwrap())
+    }
+
+    /// Sets a box's `timezone` (as config.toml would).
+    fn set_zone(&mut self, mailbox: &str, zone: &str) {
+        let m = self.config.mailboxes.iter_mut();
+        m.filter(|m| m.number == mailbox)
+            .for_each(|m| m.timezone = zone.into());
     }
 
     fn set_now(&self, t: &str) {
@@ -947,7 +950,7 @@ async fn change_folder_to_new_and_an_empty_folder() {
 #[tokio::test]
 async fn envelope_says_date_time_in_the_zone_caller_and_length() {
     let mut f = fx();
-    f.tz = TimeZone::get("Europe/Brussels").unwrap();
+    f.set_zone("1001", "Europe/Brussels");
     // 14:05 UTC on Tuesday 3 March 2026 is 15:05 in Brussels.
     f.deposit("1001", Folder::Inbox, 1.0, "2026-03-03T14:05:00Z");
     let (_, call) = f
@@ -994,6 +997,106 @@ async fn envelope_says_date_time_in_the_zone_caller_and_length() {
             "num-1-count",
             "time-second",
         ]
+    );
+}
+
+/// The envelope's date and time, from `vm-received` up to the caller.
+fn envelope_date(played: &[String]) -> Vec<&str> {
+    let start = played
+        .iter()
+        .position(|p| p == "vm-received")
+        .expect("envelope played");
+    let end = start + played[start..].iter().position(|p| p == "vm-from").unwrap();
+    played[start..end].iter().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn envelope_date_is_the_box_local_date_not_the_utc_one() {
+    let mut f = fx();
+    f.set_zone("1001", "America/New_York");
+    // 02:30 UTC on Tuesday 3 March 2026 is 21:30 (EST) on Monday 2 March
+    // in New York.
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-03T02:30:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("3"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script.clone()).await;
+    assert_eq!(
+        envelope_date(&call.played()),
+        [
+            "vm-received",
+            "day-1",
+            "month-3",
+            "date-day-2",
+            "time-at",
+            "hour-21",
+            "num-30",
+            "time-pm",
+        ]
+    );
+
+    // A box that names no zone hears the default, UTC.
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-03T02:30:00Z");
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        envelope_date(&call.played()),
+        [
+            "vm-received",
+            "day-2",
+            "month-3",
+            "date-day-3",
+            "time-at",
+            "hour-2",
+            "num-30",
+            "time-am",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn temporary_greeting_end_is_counted_and_said_in_the_box_zone() {
+    let mut f = fx();
+    f.set_zone("1001", "America/New_York");
+    // 03:00 UTC on 10 March is 23:00 (EDT) on Monday 9 March in New York:
+    // one day, today only, ends at midnight there, 04:00 UTC.
+    f.set_now("2026-03-10T03:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("0"),
+        keys("4"),
+        Input::Speak(2.0),
+        keys("#"),
+        keys("1"),
+        Input::Silence,
+        keys("2"),
+        keys("1#"),
+        keys("*"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(
+        &call.played(),
+        &["vm-temp-days", "vm-temp-until", "month-3", "date-day-9"],
+    );
+    let end: Timestamp = "2026-03-10T04:00:00Z".parse().unwrap();
+    assert_eq!(
+        f.security.temp_greeting_expiry(&mb("1001")).unwrap(),
+        Some(end)
+    );
+
+    // The reminder at the next login says the local day too.
+    f.set_now("2026-03-10T03:30:00Z");
+    let (_, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
+        .await;
+    assert_in_order(
+        &call.played(),
+        &["vm-temp-active", "vm-temp-until", "month-3", "date-day-9"],
     );
 }
 

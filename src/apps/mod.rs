@@ -108,6 +108,7 @@ impl Apps for ServerApps {
             ctx.beep.clone(),
             ctx.security.clone(),
         )
+        .with_language(target.language.clone())
         .with_events(ctx.events.clone());
         let outcome = retrieval::run(call, &rctx, access).await;
         tracing::info!(?outcome, "voicemail menu finished");
@@ -195,5 +196,116 @@ fn blocking_failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io {
         path: Default::default(),
         source: std::io::Error::other(format!("blocking task failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::api::metrics::Metrics;
+    use crate::call::fake::{FakeCall, Input};
+    use crate::config::Config;
+    use crate::dialplan::DialPlanHandle;
+    use crate::dialplan::check::{Source, check_sources};
+    use crate::notify::EventBus;
+    use crate::prompts::PromptCache;
+    use crate::server::calls::CallRegistry;
+    use crate::store::{MailboxDirectory, SecurityStore, Store};
+
+    const CONFIG: &str = r#"
+[[mailbox]]
+number = "1001"
+pin = "1234"
+
+[[mailbox]]
+number = "1002"
+pin = "5678"
+language = "fr"
+"#;
+
+    /// `*99<box>` behind a switch to Spanish.
+    const PLAN: &str = r#"
+[[route]]
+match = "*99{box}"
+node = "spanish"
+
+[node.spanish]
+kind = "language"
+language = "es"
+next = "any-mailbox"
+
+[node.any-mailbox]
+kind = "voicemail_main"
+mailbox = "{box}"
+"#;
+
+    /// `name` in `lang`, as a call without the catalogue logs it.
+    fn heard(prompts: &PromptCache, lang: &str, name: &str) -> String {
+        format!("audio:{}", prompts.get(lang, name).unwrap().len())
+    }
+
+    /// Dials `dialed` through [`PLAN`] with the server's apps.
+    async fn dial(dialed: &str, script: Vec<Input>) -> (Vec<String>, PromptCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(Config::parse(CONFIG, "test.toml").unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let prompts =
+            PromptCache::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap();
+        let security = SecurityStore::open(dir.path())
+            .unwrap()
+            .with_hash_params(argon2::Params::new(argon2::Params::MIN_M_COST, 1, 1, None).unwrap());
+        let ctx = Arc::new(AppContext {
+            mailboxes: Arc::new(MailboxDirectory::load(config.clone(), store.clone()).unwrap()),
+            config,
+            store,
+            prompts: prompts.clone(),
+            beep: Pcm::from(crate::media::tone::beep()),
+            security,
+            events: EventBus::new(),
+            metrics: Arc::new(Metrics::new()),
+            dialplan: Arc::new(DialPlanHandle::default()),
+            calls: Arc::new(CallRegistry::default()),
+        });
+        let sources = [Source {
+            file: "test.toml".into(),
+            text: PLAN.into(),
+        }];
+        let plan = check_sources(&sources, &|l, n| prompts.contains(l, n), &|_| false).unwrap();
+        let entry = plan.route(dialed).unwrap();
+        let mut apps = ServerApps {
+            ctx,
+            caller_box: None,
+            trusted: false,
+        };
+        let mut call = FakeCall::new("5555", dialed, script);
+        dialplan::run(&plan, entry, &mut call, &mut apps, &RunOptions::default()).await;
+        (call.played(), prompts)
+    }
+
+    #[tokio::test]
+    async fn voicemail_main_speaks_the_plan_language_then_the_box_language() {
+        // 1002 is French: Spanish (the plan's) until its PIN, then French.
+        let script = vec![Input::Digits("5678#".into()), Input::Silence];
+        let (played, p) = dial("*991002", script.clone()).await;
+        assert_ne!(
+            heard(&p, "es", "vm-password"),
+            heard(&p, "en", "vm-password")
+        );
+        assert_eq!(played[0], heard(&p, "es", "vm-password"));
+        assert!(
+            played.contains(&heard(&p, "fr", "vm-no-messages")),
+            "{played:?}"
+        );
+
+        // 1001 sets no language: Spanish all along.
+        let script = vec![Input::Digits("1234#".into()), Input::Silence];
+        let (played, p) = dial("*991001", script).await;
+        assert_eq!(played[0], heard(&p, "es", "vm-password"));
+        assert!(
+            played.contains(&heard(&p, "es", "vm-no-messages")),
+            "{played:?}"
+        );
     }
 }

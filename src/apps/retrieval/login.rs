@@ -131,9 +131,12 @@ impl<C: CallApi> Session<'_, '_, C> {
         Ok(())
     }
 
-    /// Logged in: from now on the box's language and time zone.
+    /// Logged in: from now on the box's own language (the call's if it
+    /// sets none, as for a deposit) and the box's time zone.
     fn enter(&mut self, number: &str, mb: &MailboxConfig) {
-        self.lang = self.ctx.config.mailbox_language(mb).to_owned();
+        if let Some(lang) = &mb.language {
+            self.lang = lang.clone();
+        }
         self.tz = mb.time_zone();
         self.mailbox = Some(LoggedIn {
             id: MailboxId::try_from(number).expect("validated by the caller"),

@@ -20,6 +20,10 @@
 //! recording  after the beep, # to end → 1 accept · 2 listen · 3 re-record
 //! ```
 //!
+//! Prompts are in the call's language (the dial plan's) until login, then
+//! in the box's own language if it sets one; dates (envelopes, a temporary
+//! greeting's end) are said in the logged-in box's time zone.
+//!
 //! Every menu is barge-in: a key pressed during a prompt stops it and
 //! counts (type-ahead included). Three timeouts or invalid keys in a row end
 //! the call with goodbye. A heard new message moves to the old folder at
@@ -139,6 +143,10 @@ pub struct RetrievalContext<'a> {
     /// Played before every recording.
     pub beep: Pcm,
     pub security: SecurityStore,
+    /// The call's prompt language (the dial plan's, else the default):
+    /// every prompt before login, and after it for a box that sets no
+    /// language of its own.
+    pub language: String,
     pub clock: Clock,
     pub options: RetrievalOptions,
     /// Where message changes made by phone are announced (heard and saved:
@@ -148,7 +156,8 @@ pub struct RetrievalContext<'a> {
 }
 
 impl<'a> RetrievalContext<'a> {
-    /// A context with the system clock and the default options.
+    /// A context in the default language, with the system clock and the
+    /// default options.
     pub fn new(
         config: &'a Config,
         store: Store,
@@ -162,10 +171,17 @@ impl<'a> RetrievalContext<'a> {
             prompts,
             beep,
             security,
+            language: config.prompts.default_language.clone(),
             clock: Arc::new(Timestamp::now),
             options: RetrievalOptions::default(),
             events: None,
         }
+    }
+
+    /// The call's language, as the dial plan left it.
+    pub fn with_language(mut self, language: impl Into<String>) -> RetrievalContext<'a> {
+        self.language = language.into();
+        self
     }
 
     pub fn with_clock(
@@ -198,20 +214,14 @@ pub async fn run<C: CallApi>(
     ctx: &RetrievalContext<'_>,
     access: Access,
 ) -> RetrievalOutcome {
-    let lang = match &access {
-        Access::Own {
-            mailbox: Some(m), ..
-        }
-        | Access::Any { mailbox: m } => ctx.config.mailbox(m),
-        Access::Own { mailbox: None, .. } => None,
-    }
-    .map(|mb| ctx.config.mailbox_language(mb))
-    .unwrap_or(&ctx.config.prompts.default_language)
-    .to_owned();
+    // Until login, the call's language: a box's own language heard before
+    // its PIN would tell a caller dialling `*99<box>` which numbers are
+    // boxes. The box's language takes over at login (PIN accepted, or
+    // skipped for its trusted phone).
     let mut s = Session {
         call,
         ctx,
-        lang,
+        lang: ctx.language.clone(),
         tz: TimeZone::UTC,
         pending: None,
         mailbox: None,

@@ -54,6 +54,8 @@ struct Fx {
     store: Store,
     security: SecurityStore,
     clock: Arc<Mutex<Timestamp>>,
+    /// The call's language, as the dial plan hands it over.
+    language: String,
 }
 
 fn fx() -> Fx {
@@ -65,6 +67,7 @@ fn fx() -> Fx {
         store,
         security,
         clock: Arc::new(Mutex::new("2026-03-10T09:30:00Z".parse().unwrap())),
+        language: "en".into(),
         dir,
     }
 }
@@ -87,6 +90,7 @@ impl Fx {
             Pcm::from(crate::media::tone::beep()),
             self.security.clone(),
         )
+        .with_language(self.language.clone())
         .with_clock(move || *clock.lock().unwrap())
     }
 
@@ -512,6 +516,53 @@ async fn missing_language_prompts_fall_back_to_english() {
             "vm-goodbye-only",
         ],
     );
+}
+
+/// `name` in `lang`, as a call without the catalogue logs it.
+fn heard(lang: &str, name: &str) -> String {
+    format!("audio:{}", prompts().get(lang, name).unwrap().len())
+}
+
+/// A retrieval call that logs prompts by length, which tells languages apart.
+async fn bare_call(f: &Fx, access: Access, script: Vec<Input>) -> Vec<String> {
+    let mut call = FakeCall::new("1001", "*99", script);
+    run(&mut call, &f.ctx(), access).await;
+    call.played()
+}
+
+#[tokio::test]
+async fn the_call_language_until_login_then_the_box_language() {
+    for name in ["vm-password", "vm-goodbye-only"] {
+        let (es, fr) = (heard("es", name), heard("fr", name));
+        assert!(es != fr && es != heard("en", name), "{name}");
+    }
+    let mut f = fx();
+    f.language = "es".into();
+    let script = vec![keys("5678#"), Input::Silence, keys("#")];
+    // 1002 is a French box: Spanish (the call's) before its PIN, French
+    // after.
+    let played = bare_call(&f, any("1002"), script).await;
+    assert_eq!(played[0], heard("es", "vm-password"));
+    assert_eq!(played.last().unwrap(), &heard("fr", "vm-goodbye-only"));
+    assert!(!played.contains(&heard("es", "vm-goodbye-only")));
+
+    // A box that sets no language keeps the call's after login.
+    f.config.mailboxes[0].language = None;
+    let script = vec![keys("1234#"), Input::Silence, keys("#")];
+    let played = bare_call(&f, any("1001"), script).await;
+    assert_eq!(played[0], heard("es", "vm-password"));
+    assert_eq!(played.last().unwrap(), &heard("es", "vm-goodbye-only"));
+
+    // *98 asking for the box number: the call's language too.
+    let own = Access::Own {
+        mailbox: None,
+        trusted: false,
+    };
+    let script = vec![keys("1002#"), keys("5678#"), Input::Silence, keys("#")];
+    let played = bare_call(&f, own, script).await;
+    assert_eq!(played[0], heard("es", "vm-login"));
+    assert_eq!(played[1], heard("es", "vm-password"));
+    assert_eq!(played.last().unwrap(), &heard("fr", "vm-goodbye-only"));
 }
 
 // --- Listening --------------------------------------------------------------

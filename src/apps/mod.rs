@@ -85,8 +85,9 @@ impl Apps for ServerApps {
                 mailbox: mailbox.clone(),
             },
             None => {
-                // The PIN is skipped only for the box's own authenticated
-                // phone, and only if the box says so (ask_password = false).
+                // The PIN is skipped only for a trusted caller (the box's
+                // registered phone, or a trusted network naming the box by
+                // caller id), and only if the box says so (ask_password = false).
                 let skip = self.trusted
                     && self
                         .caller_box

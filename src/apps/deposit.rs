@@ -9,7 +9,8 @@
 //!            person at extension 1 0 0 1 …"); a personal greeting
 //!            is followed by the instructions unless the box skips them
 //!            # → beep at once · 0 → Operator (if set) · * → Retrieval (if set)
-//! record     after the beep; ends on #, hang-up, the maximum length or silence
+//! record     after the beep; ends on #, hang-up, the maximum length or silence;
+//!            0 (if set) ends it too: saved, "saved", then Operator
 //! review     (if set) 1 save · 2 listen · 3 re-record · 4 urgent, then save
 //!            0 save, then Operator (if set); silence or wrong keys → saved as is
 //! save       into the first box that is not full, copied into the others;
@@ -297,6 +298,9 @@ impl<C: CallApi> Deposit<'_, '_, C> {
                     if self.call.is_hung_up() {
                         return Err(HungUp);
                     }
+                    if reason == StopReason::Digit('0') {
+                        return Ok(VmResult::Operator);
+                    }
                     short += 1;
                     if !self.target.review || short >= self.ctx.options.max_retries {
                         return self.end(None, copies, &["vm-goodbye-only"]).await;
@@ -314,6 +318,13 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             if reason == StopReason::WriteError {
                 // What reached the disk is kept; no promise is made.
                 return self.end(Some(saved), copies, &[]).await;
+            }
+            if reason == StopReason::Digit('0') {
+                // As 0 in the review: saved, then on to the operator.
+                self.publish(Some(saved), copies).await;
+                let said = self.prompt(&["vm-saved"]);
+                self.call.play(said).await?;
+                return Ok(VmResult::Operator);
             }
             if !self.target.review {
                 return self.end(Some(saved), copies, &["vm-goodbye"]).await;
@@ -488,7 +499,8 @@ impl<C: CallApi> Deposit<'_, '_, C> {
             max_samples: u64::from(max_seconds) * 8000,
             silence_timeout_samples: u64::from(vm.silence_timeout_seconds) * 8000,
             silence_threshold: vm.silence_threshold,
-            stop_digits: "#".into(),
+            // 0 (with an operator) ends the message too, to reach them.
+            stop_digits: if self.target.operator { "#0" } else { "#" }.into(),
         };
         tracing::debug!("recording starts");
         let Some(recorded) = self.call.record(writer, options).await else {
@@ -1456,6 +1468,34 @@ name = "Carmen"
         );
         assert_eq!(f.inbox("1001").len(), 1);
         assert_eq!(f.saved().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn zero_while_recording_saves_then_leaves_for_the_operator() {
+        let f = fx();
+        let mut t = target(&["1001"]);
+        t.operator = true;
+        let (result, call) = f.call(&t, vec![speak(2.0), keys("0")]).await;
+        assert_eq!(result, VmResult::Operator);
+        assert!(!call.is_hung_up());
+        assert_eq!(call.played().last().unwrap(), "vm-saved");
+        assert_eq!(f.inbox("1001").len(), 1);
+        // Nothing said yet: nothing kept, straight to the operator.
+        let (result, call) = f.call(&t, vec![keys("0")]).await;
+        assert_eq!(result, VmResult::Operator);
+        assert_ne!(call.played().last().unwrap(), "vm-saved");
+        assert_eq!(f.inbox("1001").len(), 1);
+        // Without an operator 0 is no stop key: the message goes on to #.
+        let (result, _) = f
+            .call(
+                &target(&["1001"]),
+                vec![speak(1.0), keys("0"), speak(1.0), keys("#")],
+            )
+            .await;
+        assert_eq!(result, VmResult::Done);
+        let inbox = f.inbox("1001");
+        assert_eq!(inbox.len(), 2);
+        assert!(inbox.iter().any(|m| m.duration_seconds == 2.0));
     }
 
     #[tokio::test]

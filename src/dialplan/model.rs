@@ -475,7 +475,8 @@ pub enum GreetingChoice {
 pub struct Voicemail {
     pub mailboxes: Vec<Template>,
     pub greeting: GreetingChoice,
-    /// `0` during the greeting or review goes here.
+    /// `0` during the greeting, the recording (the message is saved
+    /// first) or the review goes here.
     pub operator: Option<String>,
     /// `*` during the greeting goes here (usually a `voicemail_main` node).
     pub retrieval: Option<String>,

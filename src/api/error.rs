@@ -111,6 +111,12 @@ impl From<StoreError> for ApiError {
                 format!("unknown folder {f:?}: expected inbox, old or saved"),
             ),
             StoreError::TooLong { .. } => ApiError::too_large("the audio is too long"),
+            // No route adds to another box today; one that does answers this.
+            StoreError::MailboxFull { mailbox, max, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "mailbox_full",
+                format!("mailbox {mailbox} is full (at most {max} messages)"),
+            ),
             other => ApiError::internal("storage error", other),
         }
     }
@@ -164,4 +170,22 @@ pub fn audio_upload(
         ));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MailboxId;
+
+    #[test]
+    fn a_full_mailbox_is_a_conflict_not_an_internal_error() {
+        let e = ApiError::from(StoreError::MailboxFull {
+            mailbox: MailboxId::try_from("1002").unwrap(),
+            messages: 3,
+            max: 3,
+        });
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert_eq!(e.code, "mailbox_full");
+        assert!(e.message.contains("1002"), "{}", e.message);
+    }
 }

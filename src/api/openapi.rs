@@ -301,7 +301,7 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_call_id, invalid_request, invalid_folder, invalid_greeting_kind, invalid_name, unsupported_format, bad_audio, tts_unavailable, tts_timeout, payload_too_large, range_not_satisfiable, locked, conflict, method_not_allowed, internal."},
+                        "code": {"type": "string", "description": "Stable: unauthorized, forbidden, not_found, invalid_id, invalid_call_id, invalid_request, invalid_folder, invalid_greeting_kind, invalid_name, unsupported_format, bad_audio, tts_unavailable, tts_timeout, payload_too_large, range_not_satisfiable, locked, conflict, mailbox_full, method_not_allowed, internal."},
                         "message": {"type": "string"}}}}},
                 "AudioMessageStored": {"type": "object", "required": ["name", "sample_rate", "duration_seconds", "audio_url"],
                     "properties": {"name": {"type": "string"}, "sample_rate": {"type": "integer"},

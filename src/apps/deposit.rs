@@ -360,30 +360,23 @@ impl<C: CallApi> Deposit<'_, '_, C> {
         }
         let store = self.ctx.store.clone();
         let checked = blocking(move || {
-            let mut out = Vec::with_capacity(limits.len());
-            for (b, max) in limits {
-                let Some(max) = max else {
-                    out.push((b, Ok(0), 0));
-                    continue;
-                };
-                let count = Folder::ALL
-                    .into_iter()
-                    .filter(|f| *f != Folder::Saved)
-                    .map(|f| store.list_messages(&b, f).map(|m| m.len()))
-                    .sum::<Result<usize, StoreError>>();
-                out.push((b, count, max));
-            }
-            Ok(out)
+            Ok(limits
+                .into_iter()
+                .map(|(b, max)| {
+                    let room = store.check_room(&b, max);
+                    (b, room)
+                })
+                .collect::<Vec<_>>())
         })
         .await
         .unwrap_or_default();
         let mut open = Vec::new();
-        for (b, count, max) in checked {
-            match count {
-                Ok(n) if max > 0 && n >= max as usize => {
-                    tracing::info!(mailbox = %b, messages = n, max, "mailbox full; not deposited into");
+        for (b, room) in checked {
+            match room {
+                Ok(()) => open.push(b),
+                Err(StoreError::MailboxFull { messages, max, .. }) => {
+                    tracing::info!(mailbox = %b, messages, max, "mailbox full; not deposited into");
                 }
-                Ok(_) => open.push(b),
                 Err(e) => {
                     tracing::warn!(mailbox = %b, error = %e, "cannot count messages; depositing anyway");
                     open.push(b);
@@ -729,7 +722,8 @@ impl<C: CallApi> Deposit<'_, '_, C> {
                 Ok(to
                     .into_iter()
                     .map(|b| {
-                        let r = store.copy_message(&from, Folder::Inbox, &id, &b, &[], at);
+                        // Full boxes were left out when the call began.
+                        let r = store.copy_message(&from, Folder::Inbox, &id, &b, None, &[], at);
                         (b, r)
                     })
                     .collect::<Vec<_>>())

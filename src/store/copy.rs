@@ -58,20 +58,27 @@ impl Store {
     /// source is MP3 and nothing is put in front, an MP3 copy is the same
     /// bytes (no second lossy encoding).
     ///
+    /// `max` is `to`'s limit (its `max_messages`; `None`: none): a box
+    /// that has reached it gets nothing, [`StoreError::MailboxFull`], as
+    /// Asterisk refuses to copy into a full box.
+    ///
     /// Atomic for readers of `to`: the audio is written to a hidden temp
     /// file, synced and renamed (the MP3 encoded from it first), then the
     /// JSON is written atomically, so the copy is listed whole or not at
     /// all.
+    #[allow(clippy::too_many_arguments)]
     pub fn copy_message(
         &self,
         from: &MailboxId,
         folder: Folder,
         id: &MessageId,
         to: &MailboxId,
+        max: Option<u32>,
         intro: &[i16],
         at: jiff::Timestamp,
     ) -> Result<MessageMeta, StoreError> {
         let src_meta = self.read_meta(from, folder, id)?;
+        self.check_room(to, max)?;
         let src_path = self.message_audio_path(from, folder, id)?;
         let src_mp3 = self.message_audio_file(from, folder, id, AudioFormat::Mp3);
         // The source as PCM: streamed from its WAV, or its MP3 decoded.
@@ -210,7 +217,15 @@ mod tests {
         let id = MessageId::try_from(orig.id.as_str()).unwrap();
         let at = "2026-03-03T10:00:00Z".parse().unwrap();
         let copy = store
-            .copy_message(&mb("1001"), Folder::Inbox, &id, &mb("1002"), &[7; 4000], at)
+            .copy_message(
+                &mb("1001"),
+                Folder::Inbox,
+                &id,
+                &mb("1002"),
+                None,
+                &[7; 4000],
+                at,
+            )
             .unwrap();
         assert_eq!(copy.mailbox, "1002");
         assert_eq!(copy.folder, Folder::Inbox);
@@ -255,6 +270,7 @@ mod tests {
                 Folder::Old,
                 &id,
                 &mb("1002"),
+                None,
                 &[],
                 jiff::Timestamp::now(),
             )
@@ -266,5 +282,64 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn copy_into_a_full_box_is_refused_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let orig = deposit(&store, "1001", &[5; 8000]);
+        let id = MessageId::try_from(orig.id.as_str()).unwrap();
+        // 1002 holds one new and one old message; saved ones do not count.
+        deposit(&store, "1002", &[1; 8000]);
+        let old = deposit(&store, "1002", &[2; 8000]);
+        let old_id = MessageId::try_from(old.id.as_str()).unwrap();
+        store
+            .move_message(&mb("1002"), Folder::Inbox, Folder::Old, &old_id)
+            .unwrap();
+        let saved = deposit(&store, "1002", &[3; 8000]);
+        let saved_id = MessageId::try_from(saved.id.as_str()).unwrap();
+        store
+            .move_message(&mb("1002"), Folder::Inbox, Folder::Saved, &saved_id)
+            .unwrap();
+        let at = "2026-03-03T10:00:00Z".parse().unwrap();
+        let copy =
+            |max| store.copy_message(&mb("1001"), Folder::Inbox, &id, &mb("1002"), max, &[], at);
+        let err = copy(Some(2)).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::MailboxFull { mailbox, messages: 2, max: 2 } if mailbox.as_str() == "1002"
+            ),
+            "{err}"
+        );
+        let names = |f| -> Vec<String> {
+            fs::read_dir(store.folder_dir(&mb("1002"), f))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        // Nothing was written, not even a temp file.
+        assert_eq!(names(Folder::Inbox).len(), 2, "{:?}", names(Folder::Inbox));
+        assert_eq!(store.limited_messages(&mb("1002")).unwrap(), 2);
+        // Below the limit, or with none (0 is none too), the copy lands.
+        copy(Some(3)).unwrap();
+        copy(None).unwrap();
+        copy(Some(0)).unwrap();
+        assert_eq!(store.limited_messages(&mb("1002")).unwrap(), 5);
+        assert!(matches!(
+            copy(Some(5)).unwrap_err(),
+            StoreError::MailboxFull { messages: 5, .. }
+        ));
+    }
+
+    #[test]
+    fn the_limit_rule() {
+        use super::super::limit_reached;
+        assert!(!limit_reached(1000, None));
+        assert!(!limit_reached(1000, Some(0)));
+        assert!(!limit_reached(2, Some(3)));
+        assert!(limit_reached(3, Some(3)));
+        assert!(limit_reached(4, Some(3)));
     }
 }

@@ -213,6 +213,7 @@ fn copies_take_the_target_box_format() {
             Folder::Inbox,
             &wav_id,
             &mb("2002"),
+            None,
             &[5; 800],
             at,
         )
@@ -228,7 +229,15 @@ fn copies_take_the_target_box_format() {
     // MP3 box -> WAV+MP3 box, no intro: the MP3 is the same bytes.
     let mp3_id = MessageId::try_from(c.id.as_str()).unwrap();
     let c2 = store
-        .copy_message(&mb("2002"), Folder::Inbox, &mp3_id, &mb("2001"), &[], at)
+        .copy_message(
+            &mb("2002"),
+            Folder::Inbox,
+            &mp3_id,
+            &mb("2001"),
+            None,
+            &[],
+            at,
+        )
         .unwrap();
     assert_eq!(c2.format, "wav+mp3");
     let id2 = MessageId::try_from(c2.id.as_str()).unwrap();

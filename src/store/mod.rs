@@ -82,6 +82,14 @@ pub enum StoreError {
     TooLong { max_samples: u64 },
     #[error("could not find a free message id")]
     IdExhausted,
+    /// The box already holds its `max_messages` (inbox + old); nothing is
+    /// added to it. See [`limit_reached`].
+    #[error("mailbox {mailbox} is full: {messages} messages, at most {max}")]
+    MailboxFull {
+        mailbox: MailboxId,
+        messages: usize,
+        max: u32,
+    },
     /// A writer used after it gave its file up; a bug in the caller.
     #[error("recording already closed")]
     Closed,
@@ -149,6 +157,13 @@ impl GreetingKind {
             GreetingKind::Name => "name",
         }
     }
+}
+
+/// The one rule for a full box: it holds `max` messages or more in its
+/// inbox and old folders (saved messages do not count). `None`, or 0, is
+/// no limit. Deposits, forwarded copies and the login warning all ask it.
+pub fn limit_reached(messages: usize, max: Option<u32>) -> bool {
+    max.is_some_and(|max| max > 0 && messages >= max as usize)
 }
 
 /// What the call knows when recording starts.
@@ -659,6 +674,33 @@ impl Store {
             }
         }
         Ok(jsons.intersection(&audio).count())
+    }
+
+    /// The messages a box's limit counts: its inbox and old folders, as
+    /// [`Store::list_messages`] lists them (a corrupt file does not count).
+    pub fn limited_messages(&self, mailbox: &MailboxId) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for folder in [Folder::Inbox, Folder::Old] {
+            n += self.list_messages(mailbox, folder)?.len();
+        }
+        Ok(n)
+    }
+
+    /// [`StoreError::MailboxFull`] when `mailbox` has reached `max` (see
+    /// [`limit_reached`]); with no limit nothing is listed.
+    pub fn check_room(&self, mailbox: &MailboxId, max: Option<u32>) -> Result<(), StoreError> {
+        let Some(max) = max.filter(|&m| m > 0) else {
+            return Ok(());
+        };
+        let messages = self.limited_messages(mailbox)?;
+        if limit_reached(messages, Some(max)) {
+            return Err(StoreError::MailboxFull {
+                mailbox: mailbox.clone(),
+                messages,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Messages in a folder, sorted by id (so by time). A missing mailbox is

@@ -462,14 +462,14 @@ impl<C: CallApi> Session<'_, '_, C> {
     async fn forward(&mut self, index: usize) -> Step<()> {
         let config = self.ctx.config;
         let mut failures = 0;
-        let target = loop {
+        let (target, max) = loop {
             match self.read_entry(&["vm-forward-enter"]).await? {
                 Some(s) if s.starts_with('*') => return Ok(()),
                 Some(s) => {
-                    if config.mailbox(&s).is_some()
+                    if let Some(m) = config.mailbox(&s)
                         && let Ok(id) = MailboxId::try_from(s.as_str())
                     {
-                        break id;
+                        break (id, m.max_messages);
                     }
                     self.say_names(&["vm-invalid-mailbox"]).await?;
                 }
@@ -480,6 +480,14 @@ impl<C: CallApi> Session<'_, '_, C> {
                 return Err(Stop::NoInput);
             }
         };
+        // A full box is said at once, before an introduction is recorded
+        // for nothing (the copy checks again).
+        let (store, to) = (self.ctx.store.clone(), target.clone());
+        if let Err(e @ StoreError::MailboxFull { .. }) =
+            blocking(move || store.check_room(&to, max)).await
+        {
+            return self.forward_refused(&target, e).await;
+        }
         let intro = match self.menu(&["vm-forward-options"], "12*").await? {
             '1' => {
                 let max = self.ctx.options.intro_max_seconds;
@@ -502,7 +510,7 @@ impl<C: CallApi> Session<'_, '_, C> {
         let at = self.ctx.now();
         let copied = blocking(move || {
             let intro_samples = intro.as_ref().map(|r| r.samples()).unwrap_or(&[]);
-            store.copy_message(&from, folder, &msg, &to, intro_samples, at)
+            store.copy_message(&from, folder, &msg, &to, max, intro_samples, at)
         })
         .await;
         match copied {
@@ -513,10 +521,18 @@ impl<C: CallApi> Session<'_, '_, C> {
                 }
                 self.say_names(&["vm-forwarded"]).await
             }
+            Err(e @ StoreError::MailboxFull { .. }) => self.forward_refused(&target, e).await,
             Err(e) => {
                 tracing::error!(from = %self.box_id(), to = %target, error = %e, "forwarding failed");
                 self.say_names(&["vm-error"]).await
             }
         }
+    }
+
+    /// The target box is full: nothing is copied; "mailbox full", and the
+    /// caller goes on in the message menu.
+    async fn forward_refused(&mut self, target: &MailboxId, e: StoreError) -> Step<()> {
+        tracing::info!(from = %self.box_id(), to = %target, error = %e, "not forwarded: mailbox full");
+        self.say_names(&["vm-mailbox-full"]).await
     }
 }

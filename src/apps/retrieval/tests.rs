@@ -1422,6 +1422,125 @@ async fn forward_to_an_unknown_box_is_refused_and_star_cancels() {
     assert!(!f.dir.path().join("mailboxes/9999").exists());
 }
 
+/// The test config with `max_messages = max` on box `number`.
+fn with_limit(number: &str, max: u32) -> Config {
+    let text = CONFIG.replace(
+        &format!("number = \"{number}\"\n"),
+        &format!("number = \"{number}\"\nmax_messages = {max}\n"),
+    );
+    let config = Config::parse(&text, "test.toml").unwrap();
+    assert_eq!(config.mailbox(number).unwrap().max_messages, Some(max));
+    config
+}
+
+#[tokio::test]
+async fn forward_into_a_full_box_says_so_and_copies_nothing() {
+    let mut f = fx();
+    f.config = with_limit("1002", 1);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let theirs = f.deposit("1002", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("1002#"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (out, call) = f.call(any("1001"), script).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    // Said before an introduction is offered; then back in the message menu.
+    assert_in_order(
+        &played,
+        &[
+            "vm-forward-enter",
+            "vm-mailbox-full",
+            "vm-opt-envelope",
+            "vm-goodbye-only",
+        ],
+    );
+    assert!(!played.contains(&"vm-forward-options".to_string()));
+    assert!(!played.contains(&"vm-forwarded".to_string()));
+    assert_eq!(f.count("1002", Folder::Inbox), 0);
+    assert_eq!(f.ids("1002", Folder::Old), vec![theirs.id]);
+}
+
+#[tokio::test]
+async fn forward_into_a_box_that_fills_meanwhile_is_refused_by_the_store() {
+    let mut f = fx();
+    f.config = with_limit("1002", 1);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    // 1002 is not full when its number is typed; a caller fills it while
+    // the introduction is being recorded.
+    let store = f.store.clone();
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("1002#"),
+        keys("1"),
+        Input::Hook(0),
+        Input::Speak(0.5),
+        keys("#"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let mut call = FakeCall::new("1001", "*99", script)
+        .with_prompts(prompts())
+        .with_hook(move || {
+            store.deposit_for_test("1002", &[100; 8000]);
+        });
+    let out = run(&mut call, &f.ctx(), any("1001")).await;
+    assert_eq!(
+        out,
+        RetrievalOutcome::Exited {
+            mailbox: "1001".into()
+        }
+    );
+    let played = call.played();
+    assert_in_order(
+        &played,
+        &[
+            "vm-forward-options",
+            "vm-rec-intro",
+            "vm-mailbox-full",
+            "vm-opt-envelope",
+        ],
+    );
+    assert!(!played.contains(&"vm-forwarded".to_string()));
+    assert!(!played.contains(&"vm-error".to_string()));
+    // Only the caller's message is there, and the intro's scratch is gone.
+    assert_eq!(f.count("1002", Folder::Inbox), 1);
+    let scratch = f.dir.path().join("scratch");
+    assert_eq!(std::fs::read_dir(scratch).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn forward_into_a_box_below_its_limit_still_lands() {
+    let mut f = fx();
+    f.config = with_limit("1002", 2);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1002", Folder::Inbox, 2.0, "2026-03-08T10:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("8"),
+        keys("1002#"),
+        keys("2"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    assert_in_order(&call.played(), &["vm-forward-options", "vm-forwarded"]);
+    assert!(!call.played().contains(&"vm-mailbox-full".to_string()));
+    assert_eq!(f.count("1002", Folder::Inbox), 2);
+}
+
 // --- Mailbox options ------------------------------------------------------------
 
 #[tokio::test]

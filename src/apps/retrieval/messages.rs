@@ -5,7 +5,7 @@ use crate::apps::message_feed::message_feed;
 use crate::call::CallApi;
 use crate::media::feed::PlayItem;
 use crate::prompts::{MessageAge, Pcm, say};
-use crate::store::{Folder, MailboxId, MessageId, MessageMeta, StoreError};
+use crate::store::{Folder, MailboxId, MessageId, MessageMeta, StoreError, limit_reached};
 
 use super::{LoggedIn, Session, Step, Stop, blocking};
 use crate::apps::keys::ALL_KEYS;
@@ -138,15 +138,29 @@ impl<C: CallApi> Session<'_, '_, C> {
         }
     }
 
-    /// After login: the temporary-greeting reminder, the counts, then the
-    /// command loop until `#`, a hang-up or too many timeouts.
+    /// After login: "mailbox full" when the box has reached its
+    /// `max_messages` (as Asterisk warns), the temporary-greeting reminder,
+    /// the counts, then the command loop until `#`, a hang-up or too many
+    /// timeouts.
     pub(super) async fn main_menu(&mut self) -> Step<std::convert::Infallible> {
         self.open_view(ViewKind::New).await?;
-        let mut intro = self.temp_greeting_reminder().await;
         let (new, old) = {
             let v = self.view();
             (v.count(Folder::Inbox), v.count(Folder::Old))
         };
+        let max = self
+            .ctx
+            .config
+            .mailbox(self.box_id().as_str())
+            .and_then(|m| m.max_messages);
+        // The open view is inbox + old: what the limit counts.
+        let mut intro = if limit_reached((new + old) as usize, max) {
+            tracing::info!(mailbox = %self.box_id(), messages = new + old, max, "owner warned: mailbox full");
+            self.prompt(&["vm-mailbox-full"])
+        } else {
+            Vec::new()
+        };
+        intro.extend(self.temp_greeting_reminder().await);
         intro.extend(self.ctx.prompts.you_have(&self.lang, new, old));
         self.say(intro).await?;
 

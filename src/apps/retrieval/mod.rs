@@ -5,14 +5,16 @@
 //! ```text
 //! login      [box number + #] → PIN + #     3 wrong → "login incorrect", goodbye
 //!            5 wrong in a row across calls → box locked 15 min (persisted)
-//! intro      "temporary greeting active [until …]", "you have N new and M old messages"
+//! intro      "mailbox full" (inbox + old at the box's max_messages),
+//!            "temporary greeting active [until …]", "you have N new and M old messages"
 //! main       1 listen (new, then old) · 2 folders (1 new · 2 old · 3 saved · # cancel)
 //!            0 mailbox options · * help · # goodbye
 //!            3 (no message selected, member of a shared box) next shared box,
 //!            said by its number and counts, then back to one's own; options
 //!            (0) stay the own box's
 //! message    3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
-//!            8 forward (box + #, then 1 with intro · 2 as is · * cancel) · 9 save
+//!            8 forward (box + #, then 1 with intro · 2 as is · * cancel; a full
+//!            box is said "mailbox full" and gets nothing) · 9 save
 //!            # during a message: skip to its end · any key above: stop and do it
 //! options    1 unavailable · 2 busy · 3 name · 4 temporary greeting
 //!            (1 re-record · 2 remove · * back; end after N days or never)

@@ -194,6 +194,35 @@ fn assert_goodbye(call: &FakeCall) {
 // --- Login ------------------------------------------------------------------
 
 #[tokio::test]
+async fn login_into_a_full_box_hears_the_warning_first() {
+    let mut f = fx();
+    f.config = with_limit("1001", 2);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Old, 2.0, "2026-03-08T10:00:00Z");
+    // Saved messages do not count.
+    f.deposit("1001", Folder::Saved, 3.0, "2026-03-07T10:00:00Z");
+    let (_, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
+        .await;
+    let played = call.played();
+    let at = played.iter().position(|p| p == "vm-password").unwrap();
+    assert_eq!(
+        played[at + 1..at + 3],
+        ["vm-mailbox-full".to_string(), "vm-youhave".to_string()]
+    );
+    assert_eq!(count_of(&played, "vm-mailbox-full"), 1);
+    // One message fewer: no warning.
+    let mut f = fx();
+    f.config = with_limit("1001", 2);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Saved, 3.0, "2026-03-07T10:00:00Z");
+    let (_, call) = f
+        .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
+        .await;
+    assert!(!call.played().contains(&"vm-mailbox-full".to_string()));
+}
+
+#[tokio::test]
 async fn any_box_asks_pin_then_counts_and_exit_says_goodbye() {
     let f = fx();
     f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");

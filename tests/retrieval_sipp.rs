@@ -48,7 +48,9 @@ fn tempdir(prefix: &str) -> tempfile::TempDir {
 /// the login's Argon2 check takes a while in a debug build; "you have two
 /// new messages" and the main menu (~10 s) follow, and `1` may cut them
 /// short; the message ("message 1" + 4 s) ends ~5.5 s after `1`; `7` cuts
-/// the message menu short, "deleted" lasts 1 s; `#` leaves.
+/// the message menu short, "deleted" lasts 1 s; `#` leaves, pressed over
+/// "deleted": otherwise the next message would play (`[voicemail]
+/// next_after_command`, on by default) and the other message be heard.
 #[derive(Clone, Copy, Debug)]
 struct Timeline {
     pin_ms: u64,
@@ -61,7 +63,7 @@ const TIMELINE: Timeline = Timeline {
     pin_ms: 1_500,
     listen_ms: 9_000,
     delete_ms: 17_000,
-    exit_ms: 19_500,
+    exit_ms: 17_400,
 };
 
 fn other_message_pcm() -> Vec<i16> {
@@ -541,7 +543,7 @@ fn key_typed_ahead_during_login_is_kept() {
     let pcap = keys_pcap(
         media.path(),
         "typeahead.pcap",
-        &[(1_500, "1234#1"), (13_000, "7"), (15_500, "#")],
+        &[(1_500, "1234#1"), (13_000, "7"), (13_400, "#")],
         false,
     );
     let opts = SippOpts::new(&format!("*99{BOX}"))

@@ -56,6 +56,7 @@ const VOICEMAIL_KEYS: &[&str] = &[
     "min_message_seconds",
     "silence_timeout_seconds",
     "silence_threshold",
+    "next_after_command",
 ];
 const MAILBOX_KEYS: &[&str] = &[
     "number",
@@ -625,6 +626,9 @@ impl Checker<'_> {
             silence_threshold: self
                 .value(s, "silence_threshold")
                 .map_or(d.silence_threshold, |(v, _)| v),
+            next_after_command: self
+                .value(s, "next_after_command")
+                .map_or(d.next_after_command, |(v, _)| v),
         }
     }
 

@@ -156,7 +156,7 @@ impl Default for PromptConfig {
     }
 }
 
-/// `[voicemail]`: recording limits.
+/// `[voicemail]`: recording limits, and how the phone menus move on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoicemailConfig {
     /// 1..=3600.
@@ -167,6 +167,11 @@ pub struct VoicemailConfig {
     pub silence_timeout_seconds: u32,
     /// Mean absolute 16-bit sample level under which a frame is silence.
     pub silence_threshold: u16,
+    /// In the retrieval menus, after `7` marks a message deleted or `9`
+    /// saves it, play the next message (or say there are no more), as
+    /// Asterisk's `nextaftercmd=yes`; `false` stays on the message. Default
+    /// true, as in Asterisk's sample voicemail.conf.
+    pub next_after_command: bool,
 }
 
 impl Default for VoicemailConfig {
@@ -176,6 +181,7 @@ impl Default for VoicemailConfig {
             min_message_seconds: 1.0,
             silence_timeout_seconds: 10,
             silence_threshold: 200,
+            next_after_command: true,
         }
     }
 }
@@ -829,6 +835,7 @@ email = "a@example.com"
         // An integer is fine where seconds may be fractional.
         assert_eq!(c.voicemail.min_message_seconds, 0.0);
         assert_eq!(c.voicemail.silence_timeout_seconds, 0);
+        assert!(c.voicemail.next_after_command, "on by default");
         let b = c.mailbox("sales_1-A").unwrap();
         assert_eq!(b.pin, "000000000000");
         assert_eq!(b.name, "");
@@ -892,6 +899,52 @@ email = "a@example.com"
             errs[1].2.contains("`example.com` is not an IP address"),
             "{}",
             errs[1].2
+        );
+    }
+
+    #[test]
+    fn next_after_command() {
+        assert!(ok("").voicemail.next_after_command);
+        assert!(
+            ok("[voicemail]\nmax_message_seconds = 60\n")
+                .voicemail
+                .next_after_command
+        );
+        assert!(
+            ok("[voicemail]\nnext_after_command = true\n")
+                .voicemail
+                .next_after_command
+        );
+        assert!(
+            !ok("[voicemail]\nnext_after_command = false\n")
+                .voicemail
+                .next_after_command
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\n\nnext_after_command = \"yes\"\n",
+                "`next_after_command` in [voicemail]: invalid type"
+            ),
+            3
+        );
+        assert_eq!(
+            one_error(
+                "[voicemail]\nnext_after_command = 1\n",
+                "next_after_command"
+            ),
+            2
+        );
+        let e = Config::parse("[voicemail]\nnext_after_command = \"no\"\n", "vm.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("vm.toml:2:"), "{e}");
+        // A misspelling is an unknown key, at its line.
+        assert_eq!(
+            one_error(
+                "[voicemail]\nnext_after_cmd = false\n",
+                "unknown key `next_after_cmd` in [voicemail]"
+            ),
+            2
         );
     }
 

@@ -316,9 +316,16 @@ impl<C: CallApi> Session<'_, '_, C> {
                     "vm-undeleted"
                 }])
                 .await?;
+                if deleted {
+                    self.next_after_command(i).await?;
+                }
             }
             ('8', Some(i)) => self.forward(i).await?,
-            ('9', Some(i)) => self.save(i).await?,
+            ('9', Some(i)) => {
+                if self.save(i).await? {
+                    self.next_after_command(i).await?;
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -392,8 +399,24 @@ impl<C: CallApi> Session<'_, '_, C> {
         }
     }
 
-    /// 9: to the saved folder at once (and no longer marked deleted).
-    async fn save(&mut self, index: usize) -> Step<()> {
+    /// After 7 (marked deleted) or 9 (saved), with `[voicemail]
+    /// next_after_command`: on to the next message, or "no more messages"
+    /// after the last one, like Asterisk's `nextaftercmd`. A key pressed
+    /// over "deleted"/"saved" is the caller's next command instead.
+    async fn next_after_command(&mut self, index: usize) -> Step<()> {
+        if !self.ctx.config.voicemail.next_after_command || self.pending.is_some() {
+            return Ok(());
+        }
+        if index + 1 < self.view().entries.len() {
+            self.play_message(index + 1).await
+        } else {
+            self.say_names(&["vm-no-more"]).await
+        }
+    }
+
+    /// 9: to the saved folder at once (and no longer marked deleted);
+    /// `false` if the move failed (the caller heard why).
+    async fn save(&mut self, index: usize) -> Step<bool> {
         let e = &self.view().entries[index];
         let from = e.folder;
         if from != Folder::Saved {
@@ -409,12 +432,14 @@ impl<C: CallApi> Session<'_, '_, C> {
                 }
                 Err(err) => {
                     tracing::error!(mailbox = %self.box_id(), error = %err, "saving a message failed");
-                    return self.say_names(&["vm-error"]).await;
+                    self.say_names(&["vm-error"]).await?;
+                    return Ok(false);
                 }
             }
         }
         self.view_mut().entries[index].deleted = false;
-        self.say_names(&["vm-saved"]).await
+        self.say_names(&["vm-saved"]).await?;
+        Ok(true)
     }
 
     /// 3: when it came (in the logged-in owner's time zone), from whom, how

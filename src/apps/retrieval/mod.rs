@@ -15,6 +15,9 @@
 //! message    3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
 //!            8 forward (box + #, then 1 with intro · 2 as is · * cancel; a full
 //!            box is said "mailbox full" and gets nothing) · 9 save
+//!            after 7 (marked deleted) or 9: the next message plays, or "no
+//!            more messages" ([voicemail] next_after_command, default on; a key
+//!            pressed over "deleted"/"saved" is done instead)
 //!            # during a message: skip to its end · any key above: stop and do it
 //! options    1 unavailable · 2 busy · 3 name · 4 temporary greeting
 //!            (1 re-record · 2 remove · * back; end after N days or never)

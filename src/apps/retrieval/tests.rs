@@ -814,11 +814,15 @@ async fn delete_toggles_and_is_applied_on_exit() {
     let f = fx();
     let m1 = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
     let m2 = f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
-    // Delete 1; on 2: delete then undelete.
+    // Delete 1 (message 2 plays next), back to 1 (marked: "undelete" is
+    // offered); on 2: delete then undelete (the second 7, pressed over
+    // "deleted", comes before the move on to the next message).
     let script = vec![
         keys("1234#"),
         keys("1"),
         keys("7"),
+        Input::Silence,
+        keys("4"),
         Input::Silence,
         keys("6"),
         keys("7"),
@@ -838,6 +842,8 @@ async fn delete_toggles_and_is_applied_on_exit() {
         &played,
         &[
             "vm-deleted",
+            &audio(1.5),
+            &audio(1.0),
             "vm-opt-undelete",
             &audio(1.5),
             "vm-deleted",
@@ -845,6 +851,7 @@ async fn delete_toggles_and_is_applied_on_exit() {
             "vm-opt-delete",
         ],
     );
+    assert_eq!(count_of(&played, "vm-no-more"), 0);
     assert_eq!(f.ids("1001", Folder::Old), vec![m2.id]);
     assert_eq!(f.count("1001", Folder::Inbox), 0);
     let dir = f.dir.path().join("mailboxes/1001");
@@ -952,6 +959,126 @@ async fn saved_then_deleted_message_is_deleted_from_saved() {
         .await;
     assert_eq!(f.count("1001", Folder::Saved), 0);
     assert_eq!(f.count("1001", Folder::Old), 0);
+}
+
+// --- Next after a command ([voicemail] next_after_command) -------------------
+
+#[tokio::test]
+async fn delete_plays_the_next_message_then_says_no_more() {
+    let f = fx();
+    assert!(f.config.voicemail.next_after_command, "the default");
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("7"),
+        Input::Silence,
+        keys("7"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    // 7 on message 1: "deleted", then message 2 at once.
+    let at = played.iter().position(|p| p == "vm-deleted").unwrap();
+    assert_eq!(
+        played[at..at + 4],
+        ["vm-deleted", "vm-message", "digit-2", &audio(1.5)]
+    );
+    // 7 on the last one: "deleted", "no more messages".
+    let last = played.iter().rposition(|p| p == "vm-deleted").unwrap();
+    assert!(last > at);
+    assert_eq!(played[last + 1], "vm-no-more");
+    assert_eq!(count_of(&played, &audio(1.0)), 1);
+    assert_eq!(count_of(&played, &audio(1.5)), 1);
+    assert_eq!(
+        f.count("1001", Folder::Inbox) + f.count("1001", Folder::Old),
+        0
+    );
+}
+
+#[tokio::test]
+async fn save_plays_the_next_message() {
+    let f = fx();
+    let m1 = f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("9"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    let at = played.iter().position(|p| p == "vm-saved").unwrap();
+    assert_eq!(
+        played[at..at + 4],
+        ["vm-saved", "vm-message", "digit-2", &audio(1.5)]
+    );
+    assert_eq!(f.ids("1001", Folder::Saved), vec![m1.id]);
+    // Heard by the move on: old now.
+    assert_eq!(f.count("1001", Folder::Old), 1);
+}
+
+#[tokio::test]
+async fn undelete_and_keys_pressed_over_the_confirmation_stay() {
+    let f = fx();
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    // 7 7: the second 7, pressed over "deleted", undeletes message 1 and
+    // nothing moves on; 5 then repeats message 1.
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("77"),
+        Input::Silence,
+        keys("5"),
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    assert_in_order(&played, &["vm-deleted", "vm-undeleted", "vm-opt-delete"]);
+    assert_eq!(count_of(&played, &audio(1.5)), 0);
+    assert_eq!(count_of(&played, &audio(1.0)), 2);
+    assert_eq!(f.count("1001", Folder::Old), 1);
+    assert_eq!(f.count("1001", Folder::Inbox), 1);
+}
+
+#[tokio::test]
+async fn with_next_after_command_off_delete_and_save_stay_on_the_message() {
+    let mut f = fx();
+    f.config = Config::parse(
+        &format!("[voicemail]\nnext_after_command = false\n{CONFIG}"),
+        "test.toml",
+    )
+    .unwrap();
+    assert!(!f.config.voicemail.next_after_command);
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        keys("7"),
+        Input::Silence,
+        keys("9"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    // Today's behaviour: the confirmation, then the same message's menu.
+    let at = played.iter().position(|p| p == "vm-deleted").unwrap();
+    assert_eq!(played[at + 1], "vm-opt-envelope");
+    assert_eq!(played[at + 2], "vm-opt-repeat");
+    assert_in_order(&played, &["vm-opt-undelete", "vm-saved", "vm-opt-delete"]);
+    let saved = played.iter().position(|p| p == "vm-saved").unwrap();
+    assert_eq!(played[saved + 1], "vm-opt-envelope");
+    assert_eq!(count_of(&played, &audio(1.5)), 0);
+    assert_eq!(count_of(&played, "vm-no-more"), 0);
+    // Saving cleared the deletion mark: message 1 is kept, in saved.
+    assert_eq!(f.count("1001", Folder::Saved), 1);
 }
 
 #[tokio::test]

@@ -156,7 +156,7 @@ impl<C: CallApi> Session<'_, '_, C> {
         // The open view is inbox + old: what the limit counts.
         let mut intro = if limit_reached((new + old) as usize, max) {
             tracing::info!(mailbox = %self.box_id(), messages = new + old, max, "owner warned: mailbox full");
-            self.prompt(&["vm-mailbox-full"])
+            self.prompt(&["vm-your-mailbox-full"])
         } else {
             Vec::new()
         };

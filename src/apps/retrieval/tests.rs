@@ -208,9 +208,9 @@ async fn login_into_a_full_box_hears_the_warning_first() {
     let at = played.iter().position(|p| p == "vm-password").unwrap();
     assert_eq!(
         played[at + 1..at + 3],
-        ["vm-mailbox-full".to_string(), "vm-youhave".to_string()]
+        ["vm-your-mailbox-full".to_string(), "vm-youhave".to_string()]
     );
-    assert_eq!(count_of(&played, "vm-mailbox-full"), 1);
+    assert_eq!(count_of(&played, "vm-your-mailbox-full"), 1);
     // One message fewer: no warning.
     let mut f = fx();
     f.config = with_limit("1001", 2);
@@ -219,7 +219,7 @@ async fn login_into_a_full_box_hears_the_warning_first() {
     let (_, call) = f
         .call(any("1001"), vec![keys("1234#"), Input::Silence, keys("#")])
         .await;
-    assert!(!call.played().contains(&"vm-mailbox-full".to_string()));
+    assert!(!call.played().contains(&"vm-your-mailbox-full".to_string()));
 }
 
 #[tokio::test]

@@ -380,7 +380,8 @@ fn mp3_only_message_is_heard_by_phone() {
     // By phone.
     let media = tempdir("voxmail-media-");
     let mut s = RtpStream::new(0x7e57_0000, 1000, 320_000);
-    for (at_ms, keys) in [(1_500, "5678#"), (9_000, "1"), (17_000, "7"), (19_500, "#")] {
+    // 7 after the message: "message 1", its envelope (~9 s), 4 s of speech.
+    for (at_ms, keys) in [(1_500, "5678#"), (9_000, "1"), (27_000, "7"), (27_400, "#")] {
         s.silence_until(0, at_ms, ULAW_SILENCE);
         s.rfc4733_keys(0, 101, keys, 120, 100, ULAW_SILENCE);
     }

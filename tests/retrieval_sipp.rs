@@ -47,7 +47,8 @@ fn tempdir(prefix: &str) -> tempfile::TempDir {
 /// When each key goes out, in ms after the ACK. The PIN prompt lasts 0.6 s;
 /// the login's Argon2 check takes a while in a debug build; "you have two
 /// new messages" and the main menu (~10 s) follow, and `1` may cut them
-/// short; the message ("message 1" + 4 s) ends ~5.5 s after `1`; `7` cuts
+/// short; the message ("message 1", its envelope — date, caller, length,
+/// ~9 s — then 4 s of speech) ends ~15 s after `1`; `7` cuts
 /// the message menu short, "deleted" lasts 1 s; `#` leaves, pressed over
 /// "deleted": otherwise the next message would play (`[voicemail]
 /// next_after_command`, on by default) and the other message be heard.
@@ -62,8 +63,8 @@ struct Timeline {
 const TIMELINE: Timeline = Timeline {
     pin_ms: 1_500,
     listen_ms: 9_000,
-    delete_ms: 17_000,
-    exit_ms: 17_400,
+    delete_ms: 27_000,
+    exit_ms: 27_400,
 };
 
 fn other_message_pcm() -> Vec<i16> {
@@ -401,7 +402,7 @@ fn trusted_network_star98_skips_the_pin() {
     let pcap = keys_pcap(
         media.path(),
         "trusted.pcap",
-        &[(4_000, "1"), (12_000, "7"), (12_400, "#")],
+        &[(4_000, "1"), (22_000, "7"), (22_400, "#")],
         false,
     );
     let opts = SippOpts::new("*98")
@@ -544,7 +545,7 @@ fn key_typed_ahead_during_login_is_kept() {
     let pcap = keys_pcap(
         media.path(),
         "typeahead.pcap",
-        &[(1_500, "1234#1"), (13_000, "7"), (13_400, "#")],
+        &[(1_500, "1234#1"), (23_000, "7"), (23_400, "#")],
         false,
     );
     let opts = SippOpts::new(&format!("*99{BOX}"))

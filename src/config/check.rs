@@ -57,6 +57,7 @@ const VOICEMAIL_KEYS: &[&str] = &[
     "silence_timeout_seconds",
     "silence_threshold",
     "next_after_command",
+    "envelope",
 ];
 const MAILBOX_KEYS: &[&str] = &[
     "number",
@@ -629,6 +630,7 @@ impl Checker<'_> {
             next_after_command: self
                 .value(s, "next_after_command")
                 .map_or(d.next_after_command, |(v, _)| v),
+            envelope: self.value(s, "envelope").map_or(d.envelope, |(v, _)| v),
         }
     }
 

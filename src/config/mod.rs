@@ -172,6 +172,11 @@ pub struct VoicemailConfig {
     /// Asterisk's `nextaftercmd=yes`; `false` stays on the message. Default
     /// true, as in Asterisk's sample voicemail.conf.
     pub next_after_command: bool,
+    /// In the retrieval menus, say each message's envelope (when it came,
+    /// from whom, how long) before playing it, as Asterisk's `envelope=yes`
+    /// and FreeSWITCH's date announcement do by default; key `3` says it
+    /// on demand either way.
+    pub envelope: bool,
 }
 
 impl Default for VoicemailConfig {
@@ -182,6 +187,7 @@ impl Default for VoicemailConfig {
             silence_timeout_seconds: 10,
             silence_threshold: 200,
             next_after_command: true,
+            envelope: true,
         }
     }
 }
@@ -899,6 +905,16 @@ email = "a@example.com"
             errs[1].2.contains("`example.com` is not an IP address"),
             "{}",
             errs[1].2
+        );
+    }
+
+    #[test]
+    fn envelope_before_each_message() {
+        assert!(ok("").voicemail.envelope, "on by default, as in Asterisk");
+        assert!(!ok("[voicemail]\nenvelope = false\n").voicemail.envelope);
+        assert_eq!(
+            one_error("[voicemail]\nenvelope = \"yes\"\n", "envelope"),
+            2
         );
     }
 

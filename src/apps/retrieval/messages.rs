@@ -365,6 +365,9 @@ impl<C: CallApi> Session<'_, '_, C> {
         self.view_mut().current = Some(index);
         let mut items = self.prompt(&["vm-message"]);
         items.extend(self.ctx.prompts.number(&self.lang, index as u32 + 1));
+        if self.ctx.config.voicemail.envelope {
+            items.extend(self.prompt(&self.envelope_names(index)));
+        }
         let mut items: Vec<PlayItem> = items.into_iter().map(PlayItem::from).collect();
         items.push(PlayItem::Feed(audio));
         self.pending = None;
@@ -445,15 +448,20 @@ impl<C: CallApi> Session<'_, '_, C> {
     /// 3: when it came (in the logged-in owner's time zone), from whom, how
     /// long.
     async fn envelope(&mut self, index: usize) -> Step<()> {
+        let names = self.envelope_names(index);
+        self.say_names(&names).await
+    }
+
+    /// When message `index` came, from whom, how long, as prompt names.
+    fn envelope_names(&self, index: usize) -> Vec<&'static str> {
         let meta = &self.view().entries[index].meta;
         let received = meta.received_at.to_zoned(self.tz.clone()).datetime();
-        let names = say::envelope_names(
+        say::envelope_names(
             &self.lang,
             received,
             &meta.caller_number,
             meta.duration_seconds,
-        );
-        self.say_names(&names).await
+        )
     }
 
     /// 2: pick a folder (# or * cancels); leaving applies deletions.

@@ -12,7 +12,8 @@
 //!            3 (no message selected, member of a shared box) next shared box,
 //!            said by its number and counts, then back to one's own; options
 //!            (0) stay the own box's
-//! message    3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
+//! message    (played after "message N" and, with `[voicemail] envelope`, its
+//!            envelope) 3 envelope · 4 previous · 5 repeat · 6 next · 7 delete/undelete
 //!            8 forward (box + #, then 1 with intro · 2 as is · * cancel; a full
 //!            box is said "mailbox full" and gets nothing) · 9 save
 //!            after 7 (marked deleted) or 9: the next message plays, or "no

@@ -174,6 +174,12 @@ fn assert_in_order(played: &[String], want: &[&str]) {
     }
 }
 
+/// The last prompt of an envelope for a message of `seconds`.
+fn envelope_tail(seconds: f64) -> [String; 1] {
+    let names = crate::prompts::say::duration_names("en", seconds);
+    [names.last().unwrap().to_string()]
+}
+
 fn count_of(played: &[String], name: &str) -> usize {
     played.iter().filter(|p| *p == name).count()
 }
@@ -964,6 +970,33 @@ async fn saved_then_deleted_message_is_deleted_from_saved() {
 // --- Next after a command ([voicemail] next_after_command) -------------------
 
 #[tokio::test]
+async fn each_message_is_introduced_by_its_envelope_unless_turned_off() {
+    let mut f = fx();
+    assert!(f.config.voicemail.envelope, "the default");
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let script = vec![keys("1234#"), keys("1"), Input::Silence, keys("#")];
+    let (_, call) = f.call(any("1001"), script.clone()).await;
+    let played = call.played();
+    let at = played.iter().position(|p| p == "vm-received").unwrap() - 2;
+    assert_eq!(played[at..at + 3], ["vm-message", "digit-1", "vm-received"]);
+    let audio_at = played.iter().position(|p| *p == audio(1.0)).unwrap();
+    // Date, time, caller and length come between the number and the audio.
+    assert_in_order(
+        &played[at..audio_at],
+        &["vm-received", "vm-from", "vm-duration"],
+    );
+    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.0));
+    assert_eq!(count_of(&played, "vm-received"), 1);
+
+    f.config.voicemail.envelope = false;
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    let at = played.iter().position(|p| *p == audio(1.0)).unwrap() - 2;
+    assert_eq!(played[at..at + 3], ["vm-message", "digit-1", &audio(1.0)]);
+    assert_eq!(count_of(&played, "vm-received"), 0);
+}
+
+#[tokio::test]
 async fn delete_plays_the_next_message_then_says_no_more() {
     let f = fx();
     assert!(f.config.voicemail.next_after_command, "the default");
@@ -984,8 +1017,11 @@ async fn delete_plays_the_next_message_then_says_no_more() {
     let at = played.iter().position(|p| p == "vm-deleted").unwrap();
     assert_eq!(
         played[at..at + 4],
-        ["vm-deleted", "vm-message", "digit-2", &audio(1.5)]
+        ["vm-deleted", "vm-message", "digit-2", "vm-received"]
     );
+    // Then the envelope, and the message.
+    let audio_at = at + played[at..].iter().position(|p| *p == audio(1.5)).unwrap();
+    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.5));
     // 7 on the last one: "deleted", "no more messages".
     let last = played.iter().rposition(|p| p == "vm-deleted").unwrap();
     assert!(last > at);
@@ -1015,8 +1051,11 @@ async fn save_plays_the_next_message() {
     let at = played.iter().position(|p| p == "vm-saved").unwrap();
     assert_eq!(
         played[at..at + 4],
-        ["vm-saved", "vm-message", "digit-2", &audio(1.5)]
+        ["vm-saved", "vm-message", "digit-2", "vm-received"]
     );
+    // Then the envelope, and the message.
+    let audio_at = at + played[at..].iter().position(|p| *p == audio(1.5)).unwrap();
+    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.5));
     assert_eq!(f.ids("1001", Folder::Saved), vec![m1.id]);
     // Heard by the move on: old now.
     assert_eq!(f.count("1001", Folder::Old), 1);

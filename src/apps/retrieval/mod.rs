@@ -39,7 +39,8 @@
 //!
 //! All of it is plain async code over [`CallApi`], tested with the scripted
 //! `FakeCall`; store work runs on the file I/O threads (`io_pool`), PIN
-//! checks on tokio's blocking pool.
+//! checks (Argon2) on the PIN-check pool (`pin_work`), never on tokio's
+//! workers.
 
 mod login;
 mod messages;

@@ -205,6 +205,27 @@ fn run_call(server: &Server, scenario: &str, opts: SippOpts) -> CallResult {
 }
 
 /// The server's 200 OK to our INVITE.
+/// Dials `dial` as `caller`, sends the key `groups` (RFC 4733) and expects
+/// the call to end with the server's BYE.
+fn keyed_call_until_bye(
+    server: &mut Server,
+    dial: &str,
+    caller: &str,
+    groups: &[(u64, &str)],
+) -> CallResult {
+    let media = tempdir("voxmail-media-");
+    let pcap = keys_pcap(media.path(), "keys.pcap", groups, false);
+    let opts = SippOpts::new(dial)
+        .file("media.pcap", &pcap)
+        .key("caller", caller)
+        .timeout(Duration::from_secs(60));
+    let res = run_call(server, "retrieval_rfc4733.xml", opts);
+    res.run.assert_success();
+    server.assert_running();
+    server_bye(&res.run);
+    res
+}
+
 fn invite_200(run: &SippRun) -> sipp::LoggedMsg {
     run.received()
         .into_iter()
@@ -398,21 +419,12 @@ fn trusted_network_star98_skips_the_pin() {
         "ask_password = false",
     );
     let mut server = Server::start(&config, data.path());
-    let media = tempdir("voxmail-media-");
-    let pcap = keys_pcap(
-        media.path(),
-        "trusted.pcap",
+    let res = keyed_call_until_bye(
+        &mut server,
+        "*98",
+        BOX,
         &[(4_000, "1"), (22_000, "7"), (22_400, "#")],
-        false,
     );
-    let opts = SippOpts::new("*98")
-        .file("media.pcap", &pcap)
-        .key("caller", BOX)
-        .timeout(Duration::from_secs(60));
-    let res = run_call(&server, "retrieval_rfc4733.xml", opts);
-    res.run.assert_success();
-    server.assert_running();
-    server_bye(&res.run);
     assert_message_audio_arrived(&res);
     assert_deleted_only_the_heard_one(data.path(), res.seen_in_old, &other_before);
     assert_log_mentions(
@@ -432,21 +444,12 @@ fn three_wrong_pins_end_the_call() {
         .map(|id| file_bytes(data.path(), "inbox", id))
         .collect();
     let mut server = Server::start_shipped(data.path());
-    let media = tempdir("voxmail-media-");
-    let pcap = keys_pcap(
-        media.path(),
-        "wrong.pcap",
+    let res = keyed_call_until_bye(
+        &mut server,
+        &format!("*99{BOX}"),
+        "5551234",
         &[(1_500, "1111#"), (7_000, "2222#"), (12_500, "4321#")],
-        false,
     );
-    let opts = SippOpts::new(&format!("*99{BOX}"))
-        .file("media.pcap", &pcap)
-        .key("caller", "5551234")
-        .timeout(Duration::from_secs(60));
-    let res = run_call(&server, "retrieval_rfc4733.xml", opts);
-    res.run.assert_success();
-    server.assert_running();
-    server_bye(&res.run);
     let wrong = server.count_log_lines(|l| l.contains("wrong voicemail PIN"));
     assert_eq!(wrong, 3, "wrong-PIN log lines");
     let logins =
@@ -473,21 +476,12 @@ fn a_configured_lockout_locks_after_its_count() {
         "1",
     );
     let mut server = Server::start(&config, data.path());
-    let media = tempdir("voxmail-media-");
-    let pcap = keys_pcap(
-        media.path(),
-        "lockout.pcap",
+    let res = keyed_call_until_bye(
+        &mut server,
+        &format!("*99{BOX}"),
+        "5551234",
         &[(1_500, "1111#"), (7_000, "2222#"), (12_500, "1234#")],
-        false,
     );
-    let opts = SippOpts::new(&format!("*99{BOX}"))
-        .file("media.pcap", &pcap)
-        .key("caller", "5551234")
-        .timeout(Duration::from_secs(60));
-    let res = run_call(&server, "retrieval_rfc4733.xml", opts);
-    res.run.assert_success();
-    server.assert_running();
-    server_bye(&res.run);
     let locked = server.count_log_lines(|l| l.contains("mailbox locked after repeated wrong PINs"));
     assert_eq!(locked, 1, "{}", server.log());
     assert_eq!(

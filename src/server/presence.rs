@@ -813,6 +813,18 @@ mod tests {
         }
     }
 
+    /// The To tag our answer to a SUBSCRIBE for `mailbox` gave.
+    fn to_tag(answer: &str, mailbox: &str) -> String {
+        answer
+            .split(&format!("To: <sip:{mailbox}@10.0.0.1>;tag="))
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
     fn status(msg: &str) -> u16 {
         msg.split(' ').nth(1).unwrap().parse().unwrap()
     }
@@ -1071,14 +1083,7 @@ mod tests {
         let sent = h.feed(&subscribe("1002", "sub-1", 1, "Expires: 600\r\n"));
         assert!(sent[1].contains("Voice-Message: 1/0 (0/0)"), "{sent:#?}");
         h.answer(&sent[1], 200);
-        let tag = sent[0]
-            .split("To: <sip:1002@10.0.0.1>;tag=")
-            .nth(1)
-            .unwrap()
-            .split("\r\n")
-            .next()
-            .unwrap()
-            .to_owned();
+        let tag = to_tag(&sent[0], "1002");
         // The box's folder goes away behind presence's back (no change
         // reported): a refresh still says 1/0, so it listed nothing.
         std::fs::remove_dir_all(h.store.root().join("mailboxes").join("1002")).unwrap();
@@ -1112,14 +1117,7 @@ mod tests {
         assert_eq!(sent.len(), 2, "{sent:#?}");
         assert_eq!(status(&sent[0]), 200);
         assert!(sent[0].contains("Expires: 600\r\n"));
-        let tag = sent[0]
-            .split("To: <sip:1002@10.0.0.1>;tag=")
-            .nth(1)
-            .unwrap()
-            .split("\r\n")
-            .next()
-            .unwrap()
-            .to_owned();
+        let tag = to_tag(&sent[0], "1002");
         assert!(sent[1].starts_with("NOTIFY sip:1002@10.0.0.5:5062 SIP/2.0\r\n"));
         assert!(sent[1].contains(&format!("From: <sip:1002@10.0.0.1>;tag={tag}\r\n")));
         assert!(sent[1].contains("Messages-Waiting: no\r\n"));

@@ -73,7 +73,7 @@ impl<C: CallApi> Session<'_, '_, C> {
                 return Err(Stop::Failed);
             }
         };
-        let entries = listed
+        let mut entries: Vec<Entry> = listed
             .into_iter()
             .filter_map(|(folder, meta)| {
                 let id = MessageId::try_from(meta.id.as_str()).ok()?;
@@ -85,6 +85,9 @@ impl<C: CallApi> Session<'_, '_, C> {
                 })
             })
             .collect();
+        // Urgent messages first in each folder, as Asterisk plays its
+        // Urgent folder first; otherwise oldest first (a stable sort).
+        entries.sort_by_key(|e| (folders.iter().position(|&f| f == e.folder), !e.meta.urgent));
         self.view = Some(View {
             kind,
             entries,
@@ -363,7 +366,11 @@ impl<C: CallApi> Session<'_, '_, C> {
             }
         };
         self.view_mut().current = Some(index);
-        let mut items = self.prompt(&["vm-message"]);
+        let mut items = if self.view().entries[index].meta.urgent {
+            self.prompt(&["vm-urgent", "vm-message"])
+        } else {
+            self.prompt(&["vm-message"])
+        };
         items.extend(self.ctx.prompts.number(&self.lang, index as u32 + 1));
         if self.ctx.config.voicemail.envelope {
             items.extend(self.prompt(&self.envelope_names(index)));

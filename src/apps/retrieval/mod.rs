@@ -7,7 +7,7 @@
 //!            5 wrong in a row across calls → box locked 15 min (persisted)
 //! intro      "mailbox full" (inbox + old at the box's max_messages),
 //!            "temporary greeting active [until …]", "you have N new and M old messages"
-//! main       1 listen (new, then old) · 2 folders (1 new · 2 old · 3 saved · # cancel)
+//! main       1 listen (new, then old; urgent first in each) · 2 folders (1 new · 2 old · 3 saved · # cancel)
 //!            0 mailbox options · * help · # goodbye
 //!            3 (no message selected, member of a shared box) next shared box,
 //!            said by its number and counts, then back to one's own; options

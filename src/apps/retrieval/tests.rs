@@ -970,6 +970,38 @@ async fn saved_then_deleted_message_is_deleted_from_saved() {
 // --- Next after a command ([voicemail] next_after_command) -------------------
 
 #[tokio::test]
+async fn urgent_messages_play_first_and_are_said_urgent() {
+    let mut f = fx();
+    f.config.voicemail.envelope = false;
+    f.deposit("1001", Folder::Inbox, 1.0, "2026-03-09T10:00:00Z");
+    let later = f.deposit("1001", Folder::Inbox, 1.5, "2026-03-09T11:00:00Z");
+    let id = MessageId::try_from(later.id.as_str()).unwrap();
+    f.store
+        .set_message_urgent(&mb("1001"), Folder::Inbox, &id, true)
+        .unwrap();
+    let script = vec![
+        keys("1234#"),
+        keys("1"),
+        Input::Silence,
+        keys("6"),
+        Input::Silence,
+        keys("#"),
+    ];
+    let (_, call) = f.call(any("1001"), script).await;
+    let played = call.played();
+    // The later, urgent one first, said urgent; then the other, not.
+    let first = played.iter().position(|p| *p == audio(1.5)).unwrap();
+    assert_eq!(
+        played[first - 3..first],
+        ["vm-urgent", "vm-message", "digit-1"]
+    );
+    let second = played.iter().position(|p| *p == audio(1.0)).unwrap();
+    assert!(second > first);
+    assert_eq!(played[second - 2..second], ["vm-message", "digit-2"]);
+    assert_eq!(count_of(&played, "vm-urgent"), 1);
+}
+
+#[tokio::test]
 async fn each_message_is_introduced_by_its_envelope_unless_turned_off() {
     let mut f = fx();
     assert!(f.config.voicemail.envelope, "the default");

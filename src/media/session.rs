@@ -414,9 +414,10 @@ impl RtpSession {
     ) -> Option<(SocketAddr, &[u8])> {
         let skipped = ticks.saturating_sub(1);
         if skipped > 0 {
-            self.ticks += skipped;
+            // Saturating: a clock jump must not overflow a counter.
+            self.ticks = self.ticks.saturating_add(skipped);
             if let Some(rec) = self.recording.as_mut() {
-                rec.unjudged_ticks += skipped;
+                rec.unjudged_ticks = rec.unjudged_ticks.saturating_add(skipped);
             }
             self.quiet_ticks = self
                 .quiet_ticks
@@ -425,7 +426,7 @@ impl RtpSession {
             self.sender
                 .skip_samples((skipped as u32).wrapping_mul(FRAME_SAMPLES as u32));
             self.talking = false;
-            self.ticks_without_media += skipped;
+            self.ticks_without_media = self.ticks_without_media.saturating_add(skipped);
         }
         self.on_tick_after(received, events)
     }
@@ -438,7 +439,7 @@ impl RtpSession {
         received: bool,
         events: &mut Vec<SessionEvent>,
     ) -> Option<(SocketAddr, &[u8])> {
-        self.ticks += 1;
+        self.ticks = self.ticks.saturating_add(1);
         self.drain_jitter(events);
         if let Some(rec) = self.recording.as_mut() {
             rec.unjudged_ticks += 1;
@@ -456,14 +457,16 @@ impl RtpSession {
             self.ticks_without_media = 0;
             return;
         }
-        self.ticks_without_media += 1;
+        self.ticks_without_media = self.ticks_without_media.saturating_add(1);
         if self.media_timeout_ticks > 0
             && !self.media_timed_out
             && self.ticks_without_media >= self.media_timeout_ticks
         {
             self.media_timed_out = true;
             events.push(SessionEvent::MediaTimeout {
-                silent_for: std::time::Duration::from_millis(self.ticks_without_media * 20),
+                silent_for: std::time::Duration::from_millis(
+                    self.ticks_without_media.saturating_mul(20),
+                ),
             });
         }
     }
@@ -522,7 +525,9 @@ impl RtpSession {
     fn account_silence(&mut self, events: &mut Vec<SessionEvent>) {
         if let Some(rec) = self.recording.as_mut() {
             if !rec.heard_this_tick {
-                rec.silent_samples += rec.unjudged_ticks * FRAME_SAMPLES as u64;
+                rec.silent_samples = rec
+                    .silent_samples
+                    .saturating_add(rec.unjudged_ticks.saturating_mul(FRAME_SAMPLES as u64));
             }
             rec.unjudged_ticks = 0;
             rec.heard_this_tick = false;

@@ -883,3 +883,33 @@ fn a_recording_of_nothing_but_silence_is_too_short_to_keep() {
     let inbox = dir.path().join("mailboxes/1001/inbox");
     assert_eq!(std::fs::read_dir(&inbox).map(|d| d.count()).unwrap_or(0), 0);
 }
+
+#[test]
+fn a_huge_clock_jump_stops_a_recording_on_silence_without_overflowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, w) = writer(dir.path());
+    let mut s = RtpSession::new(Some(MediaParams {
+        expect_media: true,
+        ..params()
+    }));
+    s.set_media_timeout(Duration::from_secs(60));
+    let mut ev = Vec::new();
+    let opts = RecordOptions {
+        silence_timeout_samples: 8000,
+        ..options()
+    };
+    s.start_recording(w, opts, &mut ev);
+    s.on_ticks_after(u64::MAX, true, &mut ev);
+    s.on_ticks_after(u64::MAX, true, &mut ev);
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SessionEvent::RecordingStopped {
+            reason: StopReason::Silence,
+            ..
+        }
+    )));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, SessionEvent::MediaTimeout { .. }))
+    );
+}

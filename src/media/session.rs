@@ -442,7 +442,7 @@ impl RtpSession {
         self.ticks = self.ticks.saturating_add(1);
         self.drain_jitter(events);
         if let Some(rec) = self.recording.as_mut() {
-            rec.unjudged_ticks += 1;
+            rec.unjudged_ticks = rec.unjudged_ticks.saturating_add(1);
         }
         if received {
             self.account_silence(events);
@@ -590,7 +590,7 @@ impl RtpSession {
         }
         let sound = !self.frame.is_empty();
         if !sound && self.recording.is_some() {
-            self.quiet_ticks += 1;
+            self.quiet_ticks = self.quiet_ticks.saturating_add(1);
             if self.quiet_ticks < RECORDING_KEEPALIVE_TICKS {
                 self.sender.skip_samples(FRAME_SAMPLES as u32);
                 self.talking = false;

@@ -899,6 +899,9 @@ fn a_huge_clock_jump_stops_a_recording_on_silence_without_overflowing() {
         ..options()
     };
     s.start_recording(w, opts, &mut ev);
+    // Unread and read steps both.
+    s.on_ticks_after(u64::MAX, false, &mut ev);
+    s.on_ticks_after(u64::MAX, false, &mut ev);
     s.on_ticks_after(u64::MAX, true, &mut ev);
     s.on_ticks_after(u64::MAX, true, &mut ev);
     assert!(ev.iter().any(|e| matches!(

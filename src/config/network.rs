@@ -47,6 +47,17 @@ impl FromStr for Network {
         };
         let addr = IpAddr::from_str(addr_text)
             .map_err(|_| format!("`{}` is not an IP address", addr_text.escape_debug()))?;
+        // Peers are compared as IPv4 (`contains`), so a mapped network
+        // would never match: ask for the IPv4 form.
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return Err(format!(
+                "`{}` is an IPv4 address written as IPv6: write it as IPv4 ({v4}, with the \
+                 prefix less 96)",
+                text.escape_debug()
+            ));
+        }
         let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_text {
             None => max,
@@ -150,6 +161,7 @@ mod tests {
         assert!(err("10.0.0.0/x").contains("not a prefix length"));
         assert!(err("pbx.example.com").contains("not an IP address"));
         assert!(err("").contains("not an IP address"));
+        assert!(err("::ffff:10.0.0.0/104").contains("write it as IPv4 (10.0.0.0"));
         let e = err("10.0.0.1/8");
         assert!(
             e.contains("write 10.0.0.0/8") && e.contains("10.0.0.1 alone"),

@@ -411,23 +411,19 @@ impl Signalling {
                 return;
             }
         }
-        // *98 finds the caller's own box: the registered (authenticated)
-        // user this call comes from, else the caller id if it is a box. The
-        // caller is trusted to be that box's owner when it is registered,
-        // or when it calls from a `[login] trusted_networks` network.
         let registered = self
             .presence
             .caller_mailbox_for(peer.remote, req.from_user.as_deref());
-        let trusted = registered.is_some()
-            || self
-                .ctx
-                .mailboxes
-                .config()
-                .login
-                .trusted_networks
-                .iter()
-                .any(|n| n.contains(peer.remote.ip()));
-        let caller_box = registered.or_else(|| self.ctx.mailboxes.get(&caller).map(|m| m.number));
+        let trusted_network = self
+            .ctx
+            .mailboxes
+            .config()
+            .login
+            .trusted_networks
+            .iter()
+            .any(|n| n.contains(peer.remote.ip()));
+        let from_box = self.ctx.mailboxes.get(&caller).map(|m| m.number);
+        let (caller_box, trusted) = own_box(registered, from_box, trusted_network);
         let route = apps::Route {
             plan,
             entry,
@@ -701,9 +697,47 @@ fn deposit_mailboxes(
     None
 }
 
+/// `*98`'s box and whether the caller is trusted as its owner, from the
+/// box registered at the call's address (`registered`: the From user's own
+/// binding there, else any user bound there), the box the From user names
+/// (`from_box`), and whether the call comes from a `[login]
+/// trusted_networks` network. A From naming a box wins over an address
+/// that only some other box registered from (a PBX registered as one box
+/// relays every extension's calls): that box, with its PIN asked unless
+/// the network is trusted.
+fn own_box(
+    registered: Option<String>,
+    from_box: Option<String>,
+    trusted_network: bool,
+) -> (Option<String>, bool) {
+    match (registered, from_box) {
+        (Some(r), Some(f)) if r == f => (Some(r), true),
+        (_, Some(f)) => (Some(f), trusted_network),
+        (Some(r), None) => (Some(r), true),
+        (None, None) => (None, false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn star98_box_and_trust() {
+        let s = |v: &str| Some(v.to_owned());
+        // The box's own registered phone: trusted, wherever it calls from.
+        assert_eq!(own_box(s("1001"), s("1001"), false), (s("1001"), true));
+        // Registered under a user name that is no box number.
+        assert_eq!(own_box(s("1001"), None, false), (s("1001"), true));
+        // A PBX registered as 1001 relays 1002's call: 1002, PIN asked...
+        assert_eq!(own_box(s("1001"), s("1002"), false), (s("1002"), false));
+        // ...unless the PBX's network is trusted to name its callers.
+        assert_eq!(own_box(s("1001"), s("1002"), true), (s("1002"), true));
+        // Caller id alone: trusted only from a trusted network.
+        assert_eq!(own_box(None, s("1002"), false), (s("1002"), false));
+        assert_eq!(own_box(None, s("1002"), true), (s("1002"), true));
+        assert_eq!(own_box(None, None, true), (None, false));
+    }
 
     #[test]
     fn loop_lag_reports_the_worst_of_each_second_over_the_threshold() {

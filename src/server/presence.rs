@@ -34,10 +34,7 @@
 //! on the loop. So a change only schedules a recount [`RECOUNT_DELAY`]
 //! later, the loop runs it on a file thread, and changes that come while it
 //! runs (or waits) are folded into one more recount: at most one listing
-//! per box per [`RECOUNT_DELAY`], none on the loop. REGISTER and SUBSCRIBE
-//! (refreshes included) are answered from the box's last count while
-//! nothing changed since; only a box's first watcher, or one right after a
-//! change, has it listed on the loop.
+//! per box per [`RECOUNT_DELAY`], none on the loop.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -97,10 +94,6 @@ pub struct Presence {
     save_due: Option<Instant>,
     /// Watched boxes that changed, to be counted off the loop.
     recounts: HashMap<String, Recount>,
-    /// Each box's counts as last counted, dropped at its next change: a
-    /// REGISTER or SUBSCRIBE (a refresh every few minutes per phone) is
-    /// answered from it instead of listing the box's folders on the loop.
-    known: HashMap<String, Counts>,
     /// Writes the state file; `tick`'s saves go to a file thread when set.
     writer: Arc<StateWriter>,
     background: bool,
@@ -153,7 +146,6 @@ impl Presence {
             pending: HashMap::new(),
             save_due: None,
             recounts: HashMap::new(),
-            known: HashMap::new(),
             writer: Arc::default(),
             background: false,
             saves: 0,
@@ -201,7 +193,6 @@ impl Presence {
         for b in &removed {
             // Counted at once: the box's subscriptions go below.
             self.recounts.remove(b);
-            self.known.remove(b);
             if self.watched(b) {
                 let counts = count(store, b);
                 self.counted_now(now, endpoint, b, counts);
@@ -273,7 +264,7 @@ impl Presence {
         if let Some(user) = &reply.binding_changed {
             tracing::info!(%user, remote = %peer.remote, contacts = self.registrar.bindings(user).len(), "registration changed");
             if self.unsolicited && self.boxes.contains(user) {
-                let counts = self.counts_of(store, user);
+                let counts = count(store, user);
                 // Keep subscribers in step with what the new phone hears.
                 if self.mwi.counts(user) != Some(counts) {
                     for n in self.mwi.notify_all(now, user, counts) {
@@ -305,9 +296,9 @@ impl Presence {
             respond(now, endpoint, id, &reply);
             return;
         }
-        let (boxes, known) = (&self.boxes, &mut self.known);
+        let boxes = &self.boxes;
         let (reply, notify) = self.mwi.on_subscribe(now, req, peer, |b| {
-            boxes.contains(b).then(|| known_or_count(known, store, b))
+            boxes.contains(b).then(|| count(store, b))
         });
         let headers: Vec<(&str, String)> =
             reply.headers.iter().map(|(n, v)| (*n, v.clone())).collect();
@@ -341,22 +332,14 @@ impl Presence {
     /// Something in `mailbox` changed (a message left, heard, moved or
     /// deleted): schedule a recount ([`take_recounts`](Self::take_recounts))
     /// if anyone watches the box — a subscription, or a registration when
-    /// unsolicited NOTIFYs are on. Any box's last count is forgotten, so
-    /// the next REGISTER or SUBSCRIBE that needs it counts afresh.
+    /// unsolicited NOTIFYs are on. Unwatched boxes are counted fresh on
+    /// SUBSCRIBE instead.
     pub fn mailbox_changed(&mut self, now: Instant, mailbox: &str) {
-        self.known.remove(mailbox);
         if !self.watched(mailbox) {
             return;
         }
         let r = self.recounts.entry(mailbox.to_string()).or_default();
         r.due.get_or_insert(now + RECOUNT_DELAY);
-    }
-
-    /// `mailbox`'s counts: as last counted if nothing changed since, else
-    /// counted now (on the caller's thread, the loop: rare, a box's first
-    /// watcher or one just after a change).
-    fn counts_of(&mut self, store: &Store, mailbox: &str) -> Counts {
-        known_or_count(&mut self.known, store, mailbox)
     }
 
     fn watched(&self, mailbox: &str) -> bool {
@@ -389,18 +372,11 @@ impl Presence {
         mailbox: &str,
         counts: Counts,
     ) {
-        let mut current = true;
         if let Some(r) = self.recounts.get_mut(mailbox) {
             r.running = false;
             if r.due.is_none() {
                 self.recounts.remove(mailbox);
-            } else {
-                // Changed while it was counted: this count is already old.
-                current = false;
             }
-        }
-        if current {
-            self.known.insert(mailbox.to_owned(), counts);
         }
         if self.watched(mailbox) {
             self.counted_now(now, endpoint, mailbox, counts);
@@ -647,12 +623,6 @@ fn respond(now: Instant, endpoint: &mut Endpoint, id: RequestId, reply: &Registe
 }
 
 /// New (inbox) and old messages of a box; an unreadable box counts as empty.
-fn known_or_count(known: &mut HashMap<String, Counts>, store: &Store, mailbox: &str) -> Counts {
-    *known
-        .entry(mailbox.to_owned())
-        .or_insert_with(|| count(store, mailbox))
-}
-
 pub fn count(store: &Store, mailbox: &str) -> Counts {
     let Ok(id) = MailboxId::try_from(mailbox) else {
         return Counts::default();
@@ -1073,40 +1043,6 @@ mod tests {
                 .take_recounts(h.now + RECOUNT_DELAY * 10)
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn refreshes_are_answered_from_the_last_count_until_the_box_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut h = H::new(dir.path(), false);
-        deposit(&h.store, "1002");
-        let sent = h.feed(&subscribe("1002", "sub-1", 1, "Expires: 600\r\n"));
-        assert!(sent[1].contains("Voice-Message: 1/0 (0/0)"), "{sent:#?}");
-        h.answer(&sent[1], 200);
-        let tag = to_tag(&sent[0], "1002");
-        // The box's folder goes away behind presence's back (no change
-        // reported): a refresh still says 1/0, so it listed nothing.
-        std::fs::remove_dir_all(h.store.root().join("mailboxes").join("1002")).unwrap();
-        let refresh = subscribe("1002", "sub-1", 2, "Expires: 600\r\n").replace(
-            "To: <sip:1002@10.0.0.1>\r\n",
-            &format!("To: <sip:1002@10.0.0.1>;tag={tag}\r\n"),
-        );
-        let sent = h.feed(&refresh);
-        assert_eq!(status(&sent[0]), 200);
-        assert!(sent[1].contains("Voice-Message: 1/0 (0/0)"), "{sent:#?}");
-        h.answer(&sent[1], 200);
-        // A change drops what was known: a new subscription counts afresh,
-        // before the recount comes back.
-        h.presence.mailbox_changed(h.now, "1002");
-        let sent = h.feed(&subscribe("1002", "sub-2", 1, "Expires: 600\r\n"));
-        assert!(sent[1].contains("Voice-Message: 0/0 (0/0)"), "{sent:#?}");
-        // A count that comes back after another change is not kept.
-        deposit(&h.store, "1002");
-        h.presence.mailbox_changed(h.now, "1002");
-        h.presence
-            .counted(h.now, &mut h.ep, "1002", Counts { new: 0, old: 0 });
-        let sent = h.feed(&subscribe("1002", "sub-3", 1, "Expires: 600\r\n"));
-        assert!(sent[1].contains("Voice-Message: 1/0 (0/0)"), "{sent:#?}");
     }
 
     #[test]

@@ -1028,6 +1028,19 @@ async fn each_message_is_introduced_by_its_envelope_unless_turned_off() {
     assert_eq!(count_of(&played, "vm-received"), 0);
 }
 
+/// After the first `said` ("deleted", "saved"), message 2 (1.5 s) plays at
+/// once: "message 2", its envelope, its audio. Returns where `said` is.
+fn message_2_follows(played: &[String], said: &str) -> usize {
+    let at = played.iter().position(|p| p == said).unwrap();
+    assert_eq!(
+        played[at..at + 4],
+        [said, "vm-message", "digit-2", "vm-received"]
+    );
+    let audio_at = at + played[at..].iter().position(|p| *p == audio(1.5)).unwrap();
+    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.5));
+    at
+}
+
 #[tokio::test]
 async fn delete_plays_the_next_message_then_says_no_more() {
     let f = fx();
@@ -1046,14 +1059,7 @@ async fn delete_plays_the_next_message_then_says_no_more() {
     let (_, call) = f.call(any("1001"), script).await;
     let played = call.played();
     // 7 on message 1: "deleted", then message 2 at once.
-    let at = played.iter().position(|p| p == "vm-deleted").unwrap();
-    assert_eq!(
-        played[at..at + 4],
-        ["vm-deleted", "vm-message", "digit-2", "vm-received"]
-    );
-    // Then the envelope, and the message.
-    let audio_at = at + played[at..].iter().position(|p| *p == audio(1.5)).unwrap();
-    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.5));
+    let at = message_2_follows(&played, "vm-deleted");
     // 7 on the last one: "deleted", "no more messages".
     let last = played.iter().rposition(|p| p == "vm-deleted").unwrap();
     assert!(last > at);
@@ -1079,15 +1085,7 @@ async fn save_plays_the_next_message() {
         keys("#"),
     ];
     let (_, call) = f.call(any("1001"), script).await;
-    let played = call.played();
-    let at = played.iter().position(|p| p == "vm-saved").unwrap();
-    assert_eq!(
-        played[at..at + 4],
-        ["vm-saved", "vm-message", "digit-2", "vm-received"]
-    );
-    // Then the envelope, and the message.
-    let audio_at = at + played[at..].iter().position(|p| *p == audio(1.5)).unwrap();
-    assert_eq!(played[audio_at - 1..audio_at], envelope_tail(1.5));
+    message_2_follows(&call.played(), "vm-saved");
     assert_eq!(f.ids("1001", Folder::Saved), vec![m1.id]);
     // Heard by the move on: old now.
     assert_eq!(f.count("1001", Folder::Old), 1);
